@@ -1,0 +1,64 @@
+// Package sandbox owns the local emulator of the Airbyte Agent Engine / Embedded API: the only
+// Airbyte reachable in dev mode, integration tests, chaos soaks and benchmarks.
+//
+// It is an independent implementation of the server side (it shares no types with package
+// airbyte), serving the shapes of Airbyte's published OpenAPI specs and the behaviour described in
+// airbyte-api.md: real HS256 JWTs with Airbyte's claims and lifetimes, workspace scoping, the
+// ApiErrorResponse error body, asynchronous connector deletion, and injectable faults (latency,
+// error statuses, 429 bursts with Retry-After, dropped connections, and "created, but the client
+// saw a failure"). State is in memory; each workspace has its own lock, and no lock is held across
+// an injected delay.
+//
+// # API (under /api/v1)
+//
+//	POST /account/applications/token                {client_id, client_secret}; 401 on bad credentials
+//	POST /account/applications/scoped-token         operator token; creates the workspace once
+//	POST /account/applications/widget-token         operator token; token = base64 {"token","widgetUrl"}
+//	GET  /account/applications/scoped-token/info    scoped token
+//	POST /embedded/scoped-token, /embedded/widget-token, GET /embedded/scoped-token/info (deprecated aliases)
+//	POST /integrations/connectors                   create; GET lists (?workspace_name|workspace_id|customer_name, &definition_id)
+//	GET|PUT|DELETE /integrations/connectors/{id}    DELETE answers 202 {job_id}
+//	POST /integrations/connectors/check, /integrations/connectors/{id}/check
+//	POST|GET /embedded/sources (alias /integrations/sources), GET|PUT|DELETE /embedded/sources/{id}
+//	GET  /embedded/source-templates, GET /workspaces, GET /workspaces/{workspace_id}
+//
+// Behaviour the real API leaves open, decided here [inferred]:
+//   - An operator token creating a connector in a workspace that does not exist creates the
+//     workspace (as a scoped-token mint would); listing an unknown workspace answers {"data": []}.
+//   - Unknown connector_type, definition_id or source_template_id answers 422 (the create endpoint
+//     declares 422, not 404). None of them: 422. More than one: 422. Unknown top-level fields: 422.
+//   - Credentials missing a field of the connector's auth scheme (token: "token"; oauth:
+//     "client_id", "client_secret", "refresh_token") answer 400.
+//   - Responses show credentials as "**********" under replication_config.credentials.
+//   - A deleted connector is gone from GET /{id} at once but is still listed by the next
+//     list call of its workspace (deleteListLag), then disappears.
+//   - A check fails when a credential value starts with "invalid", and succeeds otherwise.
+//   - Bad or expired tokens answer 401, a scoped token used on another workspace 403, an
+//     X-Organization-Id other than the sandbox's organization 403. Scoped tokens minted before
+//     a Reset answer 401 (their workspace is gone).
+//
+// # Faults
+//
+// Faults.Rules is keyed by operation; "*" applies to operations without a rule. Operations:
+// token, scoped_token, scoped_token_info, widget_token, connectors_create, connectors_list,
+// connectors_get, connectors_update, connectors_delete, connectors_check, sources_create,
+// sources_list, sources_get, sources_update, sources_delete, source_templates_list,
+// workspaces_list, workspaces_get. Every decision derives from (Seed, operation, the
+// operation's request number), so one seed replays the same faults for the same sequence of
+// requests of each operation. A request first waits its latency, then may be dropped, then
+// rate limited (429 + Retry-After), then answered an injected error status; creates
+// (connectors_create, sources_create) may then commit and fail (500 or a dropped connection).
+//
+// # Admin endpoints (not under /api/v1, no auth)
+//
+//	GET  /_sandbox/healthz                        {"status":"ok"}
+//	GET  /_sandbox/stats                          Stats as JSON
+//	GET  /_sandbox/connectors?workspace_name=W    []Connector of W (credential field names only)
+//	GET  /_sandbox/faults                         the current fault plan
+//	PUT  /_sandbox/faults                         replace the fault plan: Faults as JSON, durations as
+//	                                              Go duration strings, e.g.
+//	                                              {"rules":{"connectors_create":{"latency":"50ms","latency_jitter":"10ms",
+//	                                              "error_rates":{"503":0.05},"rate_limit_burst":{"every":10,"length":2,"retry_after":"1s"},
+//	                                              "commit_then_fail":0.1,"drop_connection":0.01}}}
+//	POST /_sandbox/reset                          forget all state and counters (204)
+package sandbox

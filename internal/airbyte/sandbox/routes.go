@@ -1,0 +1,123 @@
+package sandbox
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// opHandler serves one operation once the fault plan has let the request through; d tells it
+// whether a create must fail after committing.
+type opHandler func(w http.ResponseWriter, r *http.Request, d decision)
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(pattern, op string, h opHandler) { mux.Handle(pattern, s.withFaults(op, h)) }
+
+	const app = "/api/v1/account/applications"
+	handle("POST "+app+"/token", OpToken, s.handleToken)
+	for _, prefix := range []string{app, "/api/v1/embedded"} {
+		handle("POST "+prefix+"/scoped-token", OpScopedToken, s.handleScopedToken)
+		handle("POST "+prefix+"/widget-token", OpWidgetToken, s.handleWidgetToken)
+		handle("GET "+prefix+"/scoped-token/info", OpScopedTokenInfo, s.handleScopedTokenInfo)
+	}
+	handle("GET /api/v1/embedded/scoped-token-info", OpScopedTokenInfo, s.handleScopedTokenInfo)
+
+	const conn = "/api/v1/integrations/connectors"
+	handle("POST "+conn, OpConnectorsCreate, s.handleConnectorCreate)
+	handle("GET "+conn, OpConnectorsList, s.handleConnectorList)
+	handle("POST "+conn+"/check", OpConnectorsCheck, s.handleConnectorCheck)
+	handle("GET "+conn+"/{id}", OpConnectorsGet, s.handleConnectorGet)
+	handle("PUT "+conn+"/{id}", OpConnectorsUpdate, s.handleConnectorUpdate)
+	handle("DELETE "+conn+"/{id}", OpConnectorsDelete, s.handleConnectorDelete)
+	handle("POST "+conn+"/{id}/check", OpConnectorsCheck, s.handleConnectorCheckID)
+
+	for _, prefix := range []string{"/api/v1/embedded/sources", "/api/v1/integrations/sources"} {
+		handle("POST "+prefix, OpSourcesCreate, s.handleSourceCreate)
+		handle("GET "+prefix, OpSourcesList, s.handleSourceList)
+		handle("GET "+prefix+"/{id}", OpSourcesGet, s.handleSourceGet)
+		handle("PUT "+prefix+"/{id}", OpSourcesUpdate, s.handleSourceUpdate)
+		handle("DELETE "+prefix+"/{id}", OpSourcesDelete, s.handleSourceDelete)
+	}
+	handle("GET /api/v1/embedded/source-templates", OpSourceTemplatesList, s.handleSourceTemplates)
+	handle("GET /api/v1/workspaces", OpWorkspacesList, s.handleWorkspaceList)
+	handle("GET /api/v1/workspaces/{workspace_id}", OpWorkspacesGet, s.handleWorkspaceGet)
+
+	mux.HandleFunc("GET /_sandbox/healthz", s.adminHealthz)
+	mux.HandleFunc("GET /_sandbox/stats", s.adminStats)
+	mux.HandleFunc("GET /_sandbox/connectors", s.adminConnectors)
+	mux.HandleFunc("PUT /_sandbox/faults", s.adminPutFaults)
+	mux.HandleFunc("GET /_sandbox/faults", s.adminGetFaults)
+	mux.HandleFunc("POST /_sandbox/reset", s.adminReset)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "", "not_found", "no route for "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
+
+// withFaults counts the request, applies the fault plan, and otherwise runs h.
+func (s *Server) withFaults(op string, h opHandler) http.Handler {
+	requests, counter := s.requests[op], s.opCount[op]
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		n := counter.Add(1)
+		var d decision
+		if rule, ok := s.faults.Load().rule(op); ok {
+			d = decide(s.cfg.Seed, op, n, rule)
+		}
+		s.log.DebugContext(r.Context(), "sandbox request", "op", op, "method", r.Method, "path", r.URL.Path)
+		if d.delay > 0 {
+			s.faultsHit[FaultLatency].Add(1)
+			t := time.NewTimer(d.delay)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
+		}
+		switch {
+		case d.drop:
+			s.faultsHit[FaultDrop].Add(1)
+			dropConnection(w)
+		case d.status == http.StatusTooManyRequests:
+			s.faultsHit[FaultRateLimit].Add(1)
+			writeRateLimited(w, d.retryAfter)
+		case d.status != 0:
+			s.faultsHit[FaultError].Add(1)
+			writeError(w, d.status, "", "injected_fault", "sandbox: injected "+strconv.Itoa(d.status)+" "+http.StatusText(d.status))
+		default:
+			h(w, r, d)
+		}
+	})
+}
+
+func writeRateLimited(w http.ResponseWriter, retryAfter time.Duration) {
+	secs := int64((retryAfter + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	writeError(w, http.StatusTooManyRequests, "", "rate_limited", "rate limit exceeded, retry later")
+}
+
+// dropConnection closes the connection without writing a response.
+func dropConnection(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		// Not hijackable (HTTP/2): aborting the handler resets the stream instead.
+		panic(http.ErrAbortHandler)
+	}
+	_ = conn.Close() // the point is that the client sees nothing
+}
+
+// failAfterCommit is how a committed create reaches the client when the fault plan says so.
+func (s *Server) failAfterCommit(w http.ResponseWriter, d decision) {
+	s.ctf.Add(1)
+	s.faultsHit[FaultCommitThenFail].Add(1)
+	if d.failByDrop {
+		dropConnection(w)
+		return
+	}
+	writeError(w, http.StatusInternalServerError, "", "internal_error", "sandbox: injected failure after commit")
+}

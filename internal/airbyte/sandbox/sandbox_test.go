@@ -1,0 +1,124 @@
+package sandbox_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+
+	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
+	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox/sandboxtest"
+)
+
+// client is a tiny raw HTTP client for the tests: the sandbox must be exercised on the wire.
+type client struct {
+	t    testing.TB
+	base string
+	hc   *http.Client
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+}
+
+func newClient(t testing.TB, base string) *client {
+	return &client{t: t, base: base, hc: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}}
+}
+
+func (c *client) do(method, path, token string, body any) response {
+	c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+func (c *client) operatorToken() string {
+	c.t.Helper()
+	r := c.do("POST", "/api/v1/account/applications/token", "", map[string]string{"client_id": sandbox.DefaultClientID, "client_secret": sandbox.DefaultClientSecret})
+	if r.status != 200 {
+		c.t.Fatalf("token: %d %s", r.status, r.body)
+	}
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	r.decode(c.t, &tr)
+	return tr.AccessToken
+}
+
+func (c *client) scopedToken(op, workspace string) string {
+	c.t.Helper()
+	r := c.do("POST", "/api/v1/account/applications/scoped-token", op, map[string]string{"workspace_name": workspace})
+	if r.status != 200 {
+		c.t.Fatalf("scoped token: %d %s", r.status, r.body)
+	}
+	var tr struct {
+		Token string `json:"token"`
+	}
+	r.decode(c.t, &tr)
+	return tr.Token
+}
+
+func TestSmoke(t *testing.T) {
+	srv, base := sandboxtest.Start(t, sandbox.Config{})
+	c := newClient(t, base)
+	op := c.operatorToken()
+	sc := c.scopedToken(op, "acme")
+	r := c.do("GET", "/api/v1/account/applications/scoped-token/info", sc, nil)
+	if r.status != 200 {
+		t.Fatalf("info: %d %s", r.status, r.body)
+	}
+	r = c.do("POST", "/api/v1/integrations/connectors", sc, map[string]any{
+		"workspace_name": "acme", "connector_type": "GitHub", "credentials": map[string]string{"token": "ghp_secret"},
+	})
+	if r.status != 200 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	if bytes.Contains(r.body, []byte("ghp_secret")) {
+		t.Fatalf("create response leaks the credential: %s", r.body)
+	}
+	var created struct{ ID string }
+	r.decode(t, &created)
+	r = c.do("GET", "/api/v1/integrations/connectors?workspace_name=acme", sc, nil)
+	if r.status != 200 || !bytes.Contains(r.body, []byte(created.ID)) {
+		t.Fatalf("list: %d %s", r.status, r.body)
+	}
+	creds, ok := srv.ConnectorCredentials(created.ID)
+	if !ok || creds["token"] != "ghp_secret" {
+		t.Fatalf("stored credentials: %v %v", ok, creds)
+	}
+}

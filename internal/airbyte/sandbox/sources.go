@@ -1,0 +1,327 @@
+package sandbox
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+)
+
+// sourceCreateRequest is the embedded API's SourceCreateRequest.
+type sourceCreateRequest struct {
+	Name             *string        `json:"name"`
+	WorkspaceID      string         `json:"workspace_id"`
+	SourceTemplateID string         `json:"source_template_id"`
+	SourceConfig     map[string]any `json:"source_config"`
+}
+
+type sourceUpdateRequest struct {
+	Name         *string        `json:"name"`
+	SourceConfig map[string]any `json:"source_config"`
+}
+
+// splitSourceConfig separates the secret part of an embedded source_config: its "credentials"
+// object when present, else the top-level fields the connector's auth scheme names.
+func splitSourceConfig(entry *catalogEntry, cfg map[string]any) (plain, creds map[string]any) {
+	plain = make(map[string]any, len(cfg))
+	creds = map[string]any{}
+	if c, ok := cfg["credentials"].(map[string]any); ok {
+		for k, v := range cfg {
+			if k != "credentials" {
+				plain[k] = v
+			}
+		}
+		for k, v := range c {
+			creds[k] = v
+		}
+		return plain, creds
+	}
+	secret := entry.auth.requiredCredentials()
+	for k, v := range cfg {
+		if slices.Contains(secret, k) {
+			creds[k] = v
+		} else {
+			plain[k] = v
+		}
+	}
+	return plain, creds
+}
+
+func (s *Server) sourceResponse(v sourceView) sourceResponse {
+	cfg := make(map[string]any, len(v.config)+1)
+	for k, val := range v.config {
+		cfg[k] = val
+	}
+	if len(v.credentials) > 0 {
+		cfg["credentials"] = redactedCredentials(v.credentials)
+	}
+	return sourceResponse{
+		ID: v.id, Name: v.name, SourceTemplate: detailedTemplate(v.entry), SourceConfig: cfg,
+		CreatedAt: v.createdAt, UpdatedAt: v.updatedAt,
+	}
+}
+
+func (s *Server) handleSourceCreate(w http.ResponseWriter, r *http.Request, d decision) {
+	p, err := s.authenticate(r)
+	if err != nil {
+		writeAuthError(w, err)
+		return
+	}
+	obj, err := decodeObject(r)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "body", "value_error", err.Error())
+		return
+	}
+	var req sourceCreateRequest
+	if field, ok := decodeInto(obj, &req, "workspace_id", "source_template_id", "source_config"); !ok {
+		writeError(w, http.StatusUnprocessableEntity, field, "missing", "field required: "+field)
+		return
+	}
+	ws := s.state().workspaceByID(req.WorkspaceID)
+	if ws == nil {
+		if !p.isOperator() {
+			writeAuthError(w, forbidden("the token is not scoped to this workspace"))
+			return
+		}
+		writeError(w, http.StatusNotFound, "workspace_id", "not_found", "workspace not found")
+		return
+	}
+	if err := allowWorkspace(p, ws); err != nil {
+		writeAuthError(w, err)
+		return
+	}
+	entry := lookupTemplate(req.SourceTemplateID)
+	if entry == nil {
+		writeError(w, http.StatusUnprocessableEntity, "source_template_id", "not_found", "unknown source_template_id")
+		return
+	}
+	plain, creds := splitSourceConfig(entry, req.SourceConfig)
+	if rerr := checkCredentials(entry, creds, nil); rerr != nil {
+		rerr.write(w)
+		return
+	}
+	now := s.now().UTC()
+	src := &source{id: uuid.NewString(), ws: ws, entry: entry, createdAt: now, updatedAt: now,
+		name: entry.displayName, config: plain, credentials: creds}
+	if req.Name != nil && *req.Name != "" {
+		src.name = *req.Name
+	}
+	s.state().add(ws, src)
+	s.created.Add(1)
+	s.live.Add(1)
+	if d.commitThenFail {
+		s.failAfterCommit(w, d)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.sourceResponse(src.view()))
+}
+
+func (s *Server) handleSourceList(w http.ResponseWriter, r *http.Request, _ decision) {
+	p, err := s.authenticate(r)
+	if err != nil {
+		writeAuthError(w, err)
+		return
+	}
+	var ws *workspace
+	if id := r.URL.Query().Get("workspace_id"); id != "" {
+		ws = s.state().workspaceByID(id)
+		if ws == nil && !p.isOperator() {
+			writeAuthError(w, forbidden("the token is not scoped to this workspace"))
+			return
+		}
+	} else if !p.isOperator() {
+		ws = p.workspace // a scoped token names its workspace
+	} else {
+		writeError(w, http.StatusBadRequest, "workspace_id", "missing", "workspace_id is required")
+		return
+	}
+	out := listResponse[sourceListItem]{Data: []sourceListItem{}}
+	if ws != nil {
+		if err := allowWorkspace(p, ws); err != nil {
+			writeAuthError(w, err)
+			return
+		}
+		for _, v := range ws.list("") {
+			icon := v.entry.icon()
+			out.Data = append(out.Data, sourceListItem{
+				ID: v.id, Name: v.name,
+				SummarizedSourceTemplate: embeddedTemplateItem{ID: v.entry.templateID, Name: v.entry.displayName, Icon: &icon, Tags: v.entry.tags},
+				CreatedAt:                v.createdAt, UpdatedAt: v.updatedAt,
+			})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleSourceGet(w http.ResponseWriter, r *http.Request, _ decision) {
+	_, src, ok := s.connectorByPath(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, s.sourceResponse(src.view()))
+}
+
+func (s *Server) handleSourceUpdate(w http.ResponseWriter, r *http.Request, _ decision) {
+	_, src, ok := s.connectorByPath(w, r)
+	if !ok {
+		return
+	}
+	obj, err := decodeObject(r)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "body", "value_error", err.Error())
+		return
+	}
+	var req sourceUpdateRequest
+	if field, ok := decodeInto(obj, &req); !ok {
+		writeError(w, http.StatusUnprocessableEntity, field, "value_error", "invalid request body")
+		return
+	}
+	var plain, creds map[string]any
+	if req.SourceConfig != nil {
+		plain, creds = splitSourceConfig(src.entry, req.SourceConfig)
+		if len(creds) > 0 {
+			if rerr := checkCredentials(src.entry, creds, nil); rerr != nil {
+				rerr.write(w)
+				return
+			}
+		}
+	}
+	src.ws.mu.Lock()
+	if req.Name != nil && *req.Name != "" {
+		src.name = *req.Name
+	}
+	if req.SourceConfig != nil {
+		src.config = plain
+		if len(creds) > 0 {
+			src.credentials = creds
+		}
+	}
+	src.updatedAt = s.now().UTC()
+	v := src.viewLocked()
+	src.ws.mu.Unlock()
+	writeJSON(w, http.StatusOK, s.sourceResponse(v))
+}
+
+func (s *Server) handleSourceDelete(w http.ResponseWriter, r *http.Request, _ decision) {
+	_, src, ok := s.connectorByPath(w, r)
+	if !ok {
+		return
+	}
+	if s.state().removeNow(src) {
+		s.deleted.Add(1)
+		s.live.Add(-1)
+	}
+	writeJSON(w, http.StatusOK, sourceDeleteResponse{ID: src.id, DeletedAt: s.now().UTC()})
+}
+
+func (s *Server) handleSourceTemplates(w http.ResponseWriter, r *http.Request, _ decision) {
+	if _, err := s.authenticate(r); err != nil {
+		writeAuthError(w, err)
+		return
+	}
+	q := r.URL.Query()
+	tags := q["tags"]
+	all := q.Get("tags_mode") == "all"
+	out := listResponse[embeddedTemplateItem]{Data: []embeddedTemplateItem{}}
+	for i := range catalog {
+		e := &catalog[i]
+		if !tagsMatch(e.tags, tags, all) {
+			continue
+		}
+		icon := e.icon()
+		out.Data = append(out.Data, embeddedTemplateItem{ID: e.templateID, Name: e.displayName, Icon: &icon, Tags: e.tags})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func tagsMatch(have, want []string, all bool) bool {
+	if len(want) == 0 {
+		return true
+	}
+	for _, t := range want {
+		if slices.Contains(have, t) != all {
+			return !all
+		}
+	}
+	return all
+}
+
+func (s *Server) workspaceItem(ws *workspace) workspaceItem {
+	return workspaceItem{
+		ID: ws.id, Name: ws.name, OrganizationID: s.cfg.OrganizationID, Status: "active",
+		Visibility: "private", CreatedAt: ws.createdAt.UTC(), UpdatedAt: ws.createdAt.UTC(),
+	}
+}
+
+func (s *Server) handleWorkspaceList(w http.ResponseWriter, r *http.Request, _ decision) {
+	p, err := s.authenticate(r)
+	if err != nil {
+		writeAuthError(w, err)
+		return
+	}
+	q := r.URL.Query()
+	limit := 20
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 100 {
+			writeError(w, http.StatusUnprocessableEntity, "limit", "value_error", "limit must be an integer in [1, 100]")
+			return
+		}
+		limit = n
+	}
+	offset := 0
+	if c := q.Get("cursor"); c != "" {
+		n, err := strconv.Atoi(c)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusUnprocessableEntity, "cursor", "value_error", "invalid cursor")
+			return
+		}
+		offset = n
+	}
+	var matching []*workspace
+	for _, ws := range s.state().workspaces() {
+		if !p.isOperator() && ws != p.workspace {
+			continue
+		}
+		if nc := q.Get("name_contains"); nc != "" && !strings.Contains(strings.ToLower(ws.name), strings.ToLower(nc)) {
+			continue
+		}
+		if st := q.Get("status"); st != "" && st != "active" {
+			continue
+		}
+		matching = append(matching, ws)
+	}
+	out := workspaceListResponse{Data: []workspaceItem{}}
+	for i := offset; i < len(matching) && i < offset+limit; i++ {
+		out.Data = append(out.Data, s.workspaceItem(matching[i]))
+	}
+	if offset+limit < len(matching) {
+		next := strconv.Itoa(offset + limit)
+		out.Next = &next
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleWorkspaceGet(w http.ResponseWriter, r *http.Request, _ decision) {
+	p, err := s.authenticate(r)
+	if err != nil {
+		writeAuthError(w, err)
+		return
+	}
+	ws := s.state().workspaceByID(r.PathValue("workspace_id"))
+	if ws == nil {
+		if !p.isOperator() {
+			writeAuthError(w, forbidden("the token is not scoped to this workspace"))
+			return
+		}
+		writeError(w, http.StatusNotFound, "workspace_id", "not_found", "workspace not found")
+		return
+	}
+	if err := allowWorkspace(p, ws); err != nil {
+		writeAuthError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.workspaceItem(ws))
+}
