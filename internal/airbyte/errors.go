@@ -61,14 +61,15 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
-// Retryable reports whether trying again later may succeed: 429, 502, 503 and 504.
-// 400, 401 (after the client's own refresh and replay), 403, 404, 422 and 500 are permanent.
+// Retryable reports whether trying again later may succeed: 429, 502, 503 and 504, and any
+// ambiguous create (which must be listed and adopted before it is tried again). 400, 401 (after the
+// client's own refresh and replay), 403, 404, 422 and 500 are otherwise permanent.
 func (e *APIError) Retryable() bool {
 	switch e.StatusCode {
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return true
 	}
-	return false
+	return e.ambiguous
 }
 
 // Ambiguous reports whether a non-idempotent call (connector or source create) failed after the
