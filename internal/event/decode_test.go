@@ -85,9 +85,9 @@ func TestDecode(t *testing.T) {
 func TestDecodeSchemaExamples(t *testing.T) {
 	d := newDecoder(t)
 	for file, kind := range map[string]event.Kind{
-		"credentials-submitted.github.json":          event.KindCredentialsSubmitted,
+		"credentials-submitted.github.json":           event.KindCredentialsSubmitted,
 		"credentials-submitted.hubspot-template.json": event.KindCredentialsSubmitted,
-		"customer-onboarded.json":                    event.KindCustomerOnboarded,
+		"customer-onboarded.json":                     event.KindCustomerOnboarded,
 	} {
 		t.Run(file, func(t *testing.T) {
 			b, err := os.ReadFile(filepath.Join("..", "..", "schemas", "examples", "valid", file))
