@@ -38,8 +38,8 @@ type APIError struct {
 
 func (e *APIError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "airbyte %s: %d %s", e.Operation, e.StatusCode, http.StatusText(e.StatusCode))
-	if e.Message != "" && e.Message != http.StatusText(e.StatusCode) {
+	fmt.Fprintf(&b, "airbyte %s: %d %s", e.Operation, e.StatusCode, statusText(e.StatusCode))
+	if e.Message != "" && e.Message != statusText(e.StatusCode) {
 		b.WriteString(": ")
 		b.WriteString(e.Message)
 	}
@@ -123,7 +123,7 @@ func parseErrorBody(status int, body []byte) (string, []ApiError) {
 		Errors  []ApiError      `json:"errors"`
 	}
 	if json.Unmarshal(body, &raw) != nil {
-		return http.StatusText(status), nil
+		return statusText(status), nil
 	}
 	msg, errs := raw.Message, raw.Errors
 	if len(raw.Detail) > 0 {
@@ -153,9 +153,16 @@ func parseErrorBody(status int, body []byte) (string, []ApiError) {
 		errs[i].Details = nil
 	}
 	if msg == "" {
-		msg = http.StatusText(status)
+		msg = statusText(status)
 	}
 	return msg, errs
+}
+
+func statusText(status int) string {
+	if s := http.StatusText(status); s != "" {
+		return s
+	}
+	return "unexpected status"
 }
 
 // parseRetryAfter reads Retry-After as whole seconds or an HTTP date, capped at max.
