@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -547,5 +548,36 @@ func TestOptionsExtendTheLists(t *testing.T) {
 	// DefaultOptions hands out fresh slices: extending one does not change the next.
 	if slices.Contains(metrics.DefaultOptions().Kinds, "credentials_updated") {
 		t.Error("DefaultOptions shares its slices")
+	}
+}
+
+// docs/metrics.md documents every provisioner_* metric, and only those.
+func TestDocsListEveryMetric(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, match := range regexp.MustCompile("`(provisioner_[a-z_]+)`").FindAllStringSubmatch(string(doc), -1) {
+		documented[match[1]] = true
+	}
+	_, reg := newMetrics(t, nil)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	registered := map[string]bool{}
+	for _, mf := range mfs {
+		if name := mf.GetName(); strings.HasPrefix(name, "provisioner_") {
+			registered[name] = true
+			if !documented[name] {
+				t.Errorf("%s is not in docs/metrics.md", name)
+			}
+		}
+	}
+	for name := range documented {
+		if !registered[name] {
+			t.Errorf("docs/metrics.md lists %s, which is not registered", name)
+		}
 	}
 }
