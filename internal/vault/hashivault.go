@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -62,8 +62,14 @@ func (e *loginError) transient() bool {
 	if e.status != 0 {
 		return retryableStatus(e.status)
 	}
-	var netErr net.Error
-	return errors.As(e.err, &netErr) || errors.Is(e.err, context.DeadlineExceeded)
+	var certErr *tls.CertificateVerificationError
+	if errors.As(e.err, &certErr) {
+		return false // a CA or server name mismatch is configuration, not weather
+	}
+	// *url.Error is what the HTTP client returns for transport failures; a file or option error
+	// (a missing service account token) is not worth retrying
+	var urlErr *url.Error
+	return errors.As(e.err, &urlErr) || errors.Is(e.err, context.DeadlineExceeded)
 }
 
 func newLoginError(auth string, err error) *loginError {
