@@ -132,30 +132,30 @@ type Metrics struct {
 	deadLetters         *prometheus.CounterVec
 	resultsPublished    *prometheus.CounterVec
 
-	airbyteRequests  *prometheus.CounterVec
-	airbyteDuration  *prometheus.HistogramVec
-	airbyteInFlight  prometheus.Gauge
-	tokenMints       *prometheus.CounterVec
-	tokenCacheHits   *prometheus.CounterVec
-	secretFetches    *prometheus.CounterVec
-	ledgerConflicts  prometheus.Counter
-	leaseTakeovers   prometheus.Counter
-	consumerPending  prometheus.Gauge
-	consumerAckPend  prometheus.Gauge
-	consumerRedeliv  prometheus.Gauge
-	natsConnected    prometheus.Gauge
-	inFlightRequests inFlight
+	airbyteRequests     *prometheus.CounterVec
+	airbyteDuration     *prometheus.HistogramVec
+	airbyteInFlight     prometheus.Gauge
+	tokenMints          *prometheus.CounterVec
+	tokenCacheHits      *prometheus.CounterVec
+	secretFetches       *prometheus.CounterVec
+	ledgerConflicts     prometheus.Counter
+	leaseTakeovers      prometheus.Counter
+	consumerPending     prometheus.Gauge
+	consumerAckPending  prometheus.Gauge
+	consumerRedelivered prometheus.Gauge
+	natsConnected       prometheus.Gauge
+	running             runningRequests
 }
 
-// inFlight keeps the start time of every running request, so the longest running one is exact rather
-// than sampled.
-type inFlight struct {
+// runningRequests keeps the start time of every running request, so the longest running one is exact
+// rather than sampled.
+type runningRequests struct {
 	mu     sync.Mutex
 	nextID uint64
 	starts map[uint64]time.Time
 }
 
-func (f *inFlight) add(start time.Time) uint64 {
+func (f *runningRequests) add(start time.Time) uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.nextID++
@@ -163,23 +163,24 @@ func (f *inFlight) add(start time.Time) uint64 {
 	return f.nextID
 }
 
-func (f *inFlight) remove(id uint64) {
+func (f *runningRequests) remove(id uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.starts, id)
 }
 
 // oldest returns the earliest start time, false when nothing runs.
-func (f *inFlight) oldest() (time.Time, bool) {
+func (f *runningRequests) oldest() (time.Time, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var oldest time.Time
+	found := false
 	for _, start := range f.starts {
-		if oldest.IsZero() || start.Before(oldest) {
-			oldest = start
+		if !found || start.Before(oldest) {
+			oldest, found = start, true
 		}
 	}
-	return oldest, !oldest.IsZero()
+	return oldest, found
 }
 
 // Buckets of the end-to-end request duration: 1ms (a replayed result) to 2min (a create that waited out
@@ -203,16 +204,16 @@ func NewWithOptions(reg *prometheus.Registry, build BuildInfo, opts Options) (*M
 	}
 	opts = opts.withDefaults()
 	m := &Metrics{
-		now:              opts.Now,
-		kinds:            newClosedList(opts.Kinds),
-		outcomes:         newClosedList(opts.Outcomes),
-		reasons:          newClosedList(opts.Reasons),
-		messages:         newClosedList(opts.Messages),
-		operations:       newClosedList(opts.Operations),
-		tokenKinds:       newClosedList(opts.TokenKinds),
-		secretBackends:   newClosedList(opts.SecretBackends),
-		secretOutcomes:   newClosedList(opts.SecretOutcomes),
-		inFlightRequests: inFlight{starts: make(map[uint64]time.Time)},
+		now:            opts.Now,
+		kinds:          newClosedList(opts.Kinds),
+		outcomes:       newClosedList(opts.Outcomes),
+		reasons:        newClosedList(opts.Reasons),
+		messages:       newClosedList(opts.Messages),
+		operations:     newClosedList(opts.Operations),
+		tokenKinds:     newClosedList(opts.TokenKinds),
+		secretBackends: newClosedList(opts.SecretBackends),
+		secretOutcomes: newClosedList(opts.SecretOutcomes),
+		running:        runningRequests{starts: make(map[uint64]time.Time)},
 
 		requestsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "requests_received_total",
@@ -281,11 +282,11 @@ func NewWithOptions(reg *prometheus.Registry, build BuildInfo, opts Options) (*M
 			Namespace: namespace, Name: "consumer_pending_messages",
 			Help: "Messages in the stream not yet delivered to the consumer (lag), from the last consumer info.",
 		}),
-		consumerAckPend: prometheus.NewGauge(prometheus.GaugeOpts{
+		consumerAckPending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "consumer_ack_pending_messages",
 			Help: "Messages delivered and not yet acknowledged, from the last consumer info.",
 		}),
-		consumerRedeliv: prometheus.NewGauge(prometheus.GaugeOpts{
+		consumerRedelivered: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "consumer_redelivered_messages",
 			Help: "Messages delivered more than once and not yet acknowledged, from the last consumer info.",
 		}),
@@ -318,7 +319,7 @@ func NewWithOptions(reg *prometheus.Registry, build BuildInfo, opts Options) (*M
 		m.requestsInFlight, m.deadLetters, m.resultsPublished,
 		m.airbyteRequests, m.airbyteDuration, m.airbyteInFlight, m.tokenMints, m.tokenCacheHits,
 		m.secretFetches, m.ledgerConflicts, m.leaseTakeovers,
-		m.consumerPending, m.consumerAckPend, m.consumerRedeliv, m.natsConnected,
+		m.consumerPending, m.consumerAckPending, m.consumerRedelivered, m.natsConnected,
 	}
 	for _, c := range collectorsToRegister {
 		if err := reg.Register(c); err != nil {
@@ -360,7 +361,7 @@ func NewWithOptions(reg *prometheus.Registry, build BuildInfo, opts Options) (*M
 
 // longestRunning is the value of provisioner_longest_running_request_seconds.
 func (m *Metrics) longestRunning() float64 {
-	oldest, ok := m.inFlightRequests.oldest()
+	oldest, ok := m.running.oldest()
 	if !ok {
 		return 0
 	}
@@ -389,12 +390,12 @@ func (m *Metrics) RequestStarted(kind string) (done func(outcome string)) {
 	}
 	kind = m.kinds.value(kind)
 	start := m.now()
-	id := m.inFlightRequests.add(start)
+	id := m.running.add(start)
 	m.requestsInFlight.Inc()
 	var once sync.Once
 	return func(outcome string) {
 		once.Do(func() {
-			m.inFlightRequests.remove(id)
+			m.running.remove(id)
 			m.requestsInFlight.Dec()
 			m.requestsFinished.WithLabelValues(kind, m.outcomes.value(outcome)).Inc()
 			m.requestDuration.WithLabelValues(kind).Observe(max(m.now().Sub(start).Seconds(), 0))
@@ -480,6 +481,6 @@ func (m *Metrics) SetConsumerLag(pending, ackPending uint64, redelivered uint64)
 		return
 	}
 	m.consumerPending.Set(float64(pending))
-	m.consumerAckPend.Set(float64(ackPending))
-	m.consumerRedeliv.Set(float64(redelivered))
+	m.consumerAckPending.Set(float64(ackPending))
+	m.consumerRedelivered.Set(float64(redelivered))
 }

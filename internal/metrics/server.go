@@ -30,8 +30,11 @@ type Server struct {
 // NewServer returns a server for addr (host:port; ":0" picks a free port) that serves reg at /metrics
 // (OpenMetrics when the scraper asks for it, else the Prometheus text format), 200 "ok" at /healthz while
 // the process runs, and at /readyz 200 "ok" when every condition of h holds, else 503 with one failing
-// condition per line.
+// condition per line. A nil logger discards.
 func NewServer(addr string, reg *prometheus.Registry, h *Health, logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		EnableOpenMetrics: true,
