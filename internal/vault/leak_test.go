@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -79,7 +80,7 @@ func TestNoSecretInErrorsOrLogs(t *testing.T) {
 		errs = append(errs, err)
 	}
 	errs = append(errs, policy.Check(vault.Ref{Scheme: "vault", Path: "customers/globex/x"}, "acme"))
-	secretValues := append(secretValues, "ghp_pasted")
+	secretValues := slices.Concat(secretValues, []string{"ghp_pasted"})
 
 	var logs strings.Builder
 	logger := slog.New(slog.NewJSONHandler(&logs, nil))

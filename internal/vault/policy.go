@@ -48,10 +48,13 @@ func NewPolicy(template string) (*Policy, error) {
 }
 
 // Check reports whether ref may be used by a request for workspaceName: a *ForbiddenError if
-// not, a *RefError if ref itself is malformed.
+// not (also on a nil Policy), a *RefError if ref itself is malformed.
 func (p *Policy) Check(ref Ref, workspaceName string) error {
 	if err := ref.validate(); err != nil {
 		return err
+	}
+	if p == nil { // a missing policy is a wiring bug: fail closed
+		return &ForbiddenError{Ref: ref, Workspace: workspaceName, Reason: "no secret policy configured"}
 	}
 	if len(p.segments) == 0 {
 		return nil

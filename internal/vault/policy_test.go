@@ -115,6 +115,14 @@ func TestPolicyCheckRejectsHandBuiltRefs(t *testing.T) {
 	}
 }
 
+func TestNilPolicyFailsClosed(t *testing.T) {
+	var p *vault.Policy
+	var fe *vault.ForbiddenError
+	if err := p.Check(vault.Ref{Scheme: "vault", Path: "customers/acme/github"}, "acme"); !errors.As(err, &fe) {
+		t.Fatalf("nil policy: %v", err)
+	}
+}
+
 // FuzzPolicyCheck holds the policy's invariant: an accepted reference for workspace W lies
 // under customers/W/ by whole segments, and W is one plain segment.
 func FuzzPolicyCheck(f *testing.F) {
