@@ -1,0 +1,295 @@
+// Package app assembles a provisioner worker process from its configuration: the NATS connection
+// (or an embedded server), streams and consumer, ledger, secret store, Airbyte client, metrics and
+// health server, and the worker itself; and it runs them until the context ends, then drains.
+// `provisioner run`, `provisioner dev` and the benchmark all start workers through it.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/provisioner-dev/provisioner/internal/airbyte"
+	"github.com/provisioner-dev/provisioner/internal/config"
+	"github.com/provisioner-dev/provisioner/internal/consumer"
+	"github.com/provisioner-dev/provisioner/internal/event"
+	"github.com/provisioner-dev/provisioner/internal/ledger"
+	"github.com/provisioner-dev/provisioner/internal/metrics"
+	"github.com/provisioner-dev/provisioner/internal/natsembed"
+	"github.com/provisioner-dev/provisioner/internal/provision"
+	"github.com/provisioner-dev/provisioner/internal/vault"
+)
+
+// Options are what a process gives the worker beyond its configuration.
+type Options struct {
+	Logger   *slog.Logger
+	Registry *prometheus.Registry // nil = a new one
+	Build    metrics.BuildInfo
+	// Owner names this worker in ledger leases; default hostname + random suffix.
+	Owner string
+	// Started is called once everything is up, with where it listens.
+	Started func(Endpoints)
+	// UserAgent of Airbyte calls.
+	UserAgent string
+}
+
+// Endpoints are the addresses a started worker serves or uses.
+type Endpoints struct {
+	NATSURL     string // the server the worker is connected to (embedded or not)
+	Embedded    bool
+	MetricsAddr string // "" when off
+}
+
+// Topology derives the stream topology from the configuration.
+func Topology(cfg config.Config) consumer.Topology {
+	return consumer.Topology{
+		SubjectPrefix: cfg.SubjectPrefix, RequestsStream: cfg.RequestsStream, ResultsStream: cfg.ResultsStream,
+		DLQStream: cfg.DLQStream, Consumer: cfg.Consumer, Replicas: cfg.StreamReplicas,
+	}.WithDefaults()
+}
+
+// Run runs a worker until ctx ends, then drains it and releases everything. It returns nil after a
+// clean drain.
+func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := metrics.New(reg, opts.Build)
+	if err != nil {
+		return err
+	}
+	health := metrics.NewHealth()
+	owner := opts.Owner
+	if owner == "" {
+		owner = DefaultOwner()
+	}
+
+	var ep Endpoints
+	var srv *metrics.Server
+	if cfg.MetricsAddr != "" {
+		srv = metrics.NewServer(cfg.MetricsAddr, reg, health, logger)
+		if ep.MetricsAddr, err = srv.Start(); err != nil {
+			return fmt.Errorf("metrics server: %w", err)
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+	}
+
+	natsURL := cfg.NATSURL
+	if natsURL == "" {
+		embedded, err := startEmbedded(cfg)
+		if err != nil {
+			return err
+		}
+		defer embedded.Shutdown()
+		natsURL, ep.Embedded = embedded.ClientURL(), true
+	}
+	ep.NATSURL = natsURL
+
+	nc, err := Connect(cfg, natsURL, "provisioner "+owner, logger, func(up bool, reason string) {
+		m.SetNATSConnected(up)
+		health.Set(metrics.ConditionNATS, up, reason)
+	})
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	m.SetNATSConnected(true)
+	health.Set(metrics.ConditionNATS, true, "")
+
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	topo := Topology(cfg)
+	if _, err := consumer.Setup(ctx, js, topo, consumer.ConsumerPolicy{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}); err != nil {
+		return fmt.Errorf("set up streams: %w", err)
+	}
+	leaseTTL := 2 * cfg.AckWait
+	led, err := ledger.Open(ctx, js, ledger.Config{Bucket: cfg.LedgerBucket, Replicas: cfg.StreamReplicas, LeaseTTL: leaseTTL, Owner: owner})
+	if err != nil {
+		return err
+	}
+
+	store, err := vault.New(ctx, cfg.VaultStoreConfig(), logger.With("component", "secrets"))
+	if err != nil {
+		return fmt.Errorf("secret store: %w", err)
+	}
+	defer store.Close()
+	clientSecret := cfg.AirbyteClientSecret
+	if cfg.AirbyteClientSecretRef != "" {
+		if clientSecret, err = vault.ResolveValue(ctx, store, cfg.AirbyteClientSecretRef); err != nil {
+			return fmt.Errorf("--airbyte-client-secret-ref: %w", err)
+		}
+	}
+	client, err := airbyte.New(airbyte.Config{
+		BaseURL: cfg.AirbyteURL, ClientID: cfg.AirbyteClientID, ClientSecret: clientSecret,
+		OrganizationID: cfg.AirbyteOrganizationID, Timeout: cfg.AirbyteTimeout, UserAgent: opts.UserAgent,
+		MaxConns: cfg.Concurrency * 2, RateLimit: cfg.AirbyteRateLimit,
+		WrapTransport: func(next http.RoundTripper) http.RoundTripper { return m.InstrumentTransport(next, airbyte.Operation) },
+		Observer:      m, Logger: logger.With("component", "airbyte"),
+	})
+	if err != nil {
+		return fmt.Errorf("airbyte client: %w", err)
+	}
+	defer client.CloseIdleConnections()
+
+	var policy *vault.Policy
+	if cfg.SecretPathPolicy != "" {
+		if policy, err = vault.NewPolicy(cfg.SecretPathPolicy); err != nil {
+			return fmt.Errorf("--secret-path-policy: %w", err)
+		}
+	}
+	svc, err := provision.New(client, store, led, m, provision.Config{
+		Policy: policy, Lookup: provision.LookupMode(cfg.Lookup),
+		Budget:          cfg.AckWait * 2 / 3,
+		LeaseRenewEvery: leaseTTL / 4,
+		LeaseMargin:     cfg.AirbyteTimeout + time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	dec, err := event.NewDecoder()
+	if err != nil {
+		return err
+	}
+	worker, err := consumer.NewWorker(js, consumer.Config{
+		Topology: topo, Policy: consumer.ConsumerPolicy{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver},
+		Concurrency: cfg.Concurrency, ShutdownTimeout: cfg.ShutdownTimeout, Source: "provisioner/" + owner,
+	}, svc, dec, m, health, logger)
+	if err != nil {
+		return err
+	}
+	health.Set(metrics.ConditionDraining, true, "")
+	if opts.Started != nil {
+		opts.Started(ep)
+	}
+	logger.Info("worker started", "nats", redactURL(natsURL), "embedded_nats", ep.Embedded, "metrics", ep.MetricsAddr, "owner", owner)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return worker.Run(gctx) })
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	// the worker has drained; flush what the connection still buffers
+	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		logger.Warn("nats drain", "error", err)
+	}
+	return nil
+}
+
+func startEmbedded(cfg config.Config) (*natsembed.Server, error) {
+	host, portText, err := net.SplitHostPort(cfg.NATSListen)
+	if err != nil {
+		return nil, fmt.Errorf("--nats-listen: %w", err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return nil, fmt.Errorf("--nats-listen: %w", err)
+	}
+	if port == 0 {
+		port = -1 // natsembed: any free port
+	}
+	if err := os.MkdirAll(cfg.NATSStoreDir, 0o750); err != nil {
+		return nil, fmt.Errorf("--nats-store-dir: %w", err)
+	}
+	s, err := natsembed.Start(natsembed.Config{Host: host, Port: port, StoreDir: cfg.NATSStoreDir})
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	return s, nil
+}
+
+// Connect opens a NATS connection that reconnects forever, reporting its state through state.
+func Connect(cfg config.Config, url, name string, logger *slog.Logger, state func(up bool, reason string)) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			logger.Warn("nats disconnected", "error", err)
+			if state != nil {
+				state(false, "disconnected")
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			logger.Info("nats reconnected", "server", redactURL(c.ConnectedUrl()))
+			if state != nil {
+				state(true, "")
+			}
+		}),
+		nats.ClosedHandler(func(*nats.Conn) {
+			if state != nil {
+				state(false, "closed")
+			}
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			logger.Warn("nats async error", "error", err)
+		}),
+	}
+	if cfg.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+	}
+	if cfg.NATSUser != "" {
+		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword.Reveal()))
+	}
+	if !cfg.NATSToken.IsZero() {
+		opts = append(opts, nats.Token(cfg.NATSToken.Reveal()))
+	}
+	if cfg.NATSTLSCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.NATSTLSCA))
+	}
+	if cfg.NATSTLSCert != "" {
+		opts = append(opts, nats.ClientCert(cfg.NATSTLSCert, cfg.NATSTLSKey))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", redactURL(url), err)
+	}
+	return nc, nil
+}
+
+// redactURL drops user info from a URL before it is logged.
+func redactURL(u string) string {
+	if i := strings.Index(u, "@"); i >= 0 {
+		if j := strings.Index(u, "://"); j >= 0 && j < i {
+			return u[:j+3] + "[REDACTED]@" + u[i+1:]
+		}
+	}
+	return u
+}
+
+// DefaultOwner is hostname plus a random suffix: two processes on one host are different owners.
+func DefaultOwner() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "worker"
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,111 @@
+package app_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
+	"github.com/provisioner-dev/provisioner/internal/event"
+)
+
+// The first complete path: credentials in, connector out; a missing secret, bad JSON, a schema
+// violation and a customer onboarding, all through a real worker.
+func TestEndToEnd(t *testing.T) {
+	e := newEnv(t, sandbox.Config{})
+	const ghToken = "ghp_e2e_secret_token_0001"
+	e.writeSecret("acme/github.json", map[string]string{"token": ghToken})
+	e.writeSecret("acme/hubspot.yaml", map[string]string{"client_id": "cid-e2e", "client_secret": "csecret-e2e-0002", "refresh_token": "rt-e2e-0003"})
+	e.start(nil)
+
+	e.publish("customer.onboarded", map[string]any{"id": "onb-1", "workspace_name": "acme"})
+	gh := credentialsRequest("req-gh", "acme", "github", "file:acme/github.json")
+	gh["name"] = "GitHub"
+	gh["replication_config"] = map[string]any{"repositories": []string{"acme/app"}}
+	e.publish("credentials.submitted", gh)
+	e.publish("credentials.submitted", credentialsRequest("req-hs", "acme", "HubSpot", "file:acme/hubspot.yaml"))
+	e.publish("credentials.submitted", credentialsRequest("req-missing", "acme", "github", "file:acme/missing.json"))
+	e.publish("credentials.submitted", `{"id": "req-broken", `)
+	e.publish("credentials.submitted", `{"id":"req-inline","workspace_name":"acme","connector_type":"github","credentials_ref":"file:acme/github.json","credentials":{"token":"x"}}`)
+	e.publish("customer.offboarded", `{"id":"req-unsupported","workspace_name":"acme"}`)
+
+	byID := e.byRequest(e.results(7, 30*time.Second))
+
+	t.Run("workspace ready", func(t *testing.T) {
+		r := byID["onb-1"]
+		if r.Message != event.MessageWorkspaceReady || r.WorkspaceID == "" {
+			t.Fatalf("got %+v", r)
+		}
+	})
+	t.Run("source created", func(t *testing.T) {
+		r := byID["req-gh"]
+		if r.Message != event.MessageSourceCreated || r.WorkspaceName != "acme" || r.WorkspaceID != byID["onb-1"].WorkspaceID || r.Attempts != 1 {
+			t.Fatalf("got %+v", r)
+		}
+		var data struct {
+			ID                string         `json:"id"`
+			Name              string         `json:"name"`
+			ReplicationConfig map[string]any `json:"replication_config"`
+		}
+		if err := json.Unmarshal(r.Data, &data); err != nil {
+			t.Fatal(err)
+		}
+		if data.Name != "GitHub" || data.ReplicationConfig["credentials"] != event.RedactedCredentials {
+			t.Fatalf("data %s", r.Data)
+		}
+		// the right secret reached Airbyte
+		creds, ok := e.sandbox.ConnectorCredentials(data.ID)
+		if !ok || creds["token"] != ghToken {
+			t.Fatalf("sandbox holds credentials %v for %s", ok, data.ID)
+		}
+	})
+	t.Run("oauth connector", func(t *testing.T) {
+		if r := byID["req-hs"]; r.Message != event.MessageSourceCreated {
+			t.Fatalf("got %+v", r)
+		}
+	})
+	for id, code := range map[string]event.Code{
+		"req-missing":     event.CodeSecretNotFound,
+		"req-broken":      event.CodeInvalidJSON,
+		"req-inline":      event.CodeSchemaViolation,
+		"req-unsupported": event.CodeUnsupportedSubject,
+	} {
+		t.Run("error "+string(code), func(t *testing.T) {
+			r, ok := byID[id]
+			if !ok {
+				// a body that is not JSON has no id to correlate: it is named after its sequence
+				for k, v := range byID {
+					if strings.HasPrefix(k, "seq-") && v.Error != nil && v.Error.Code == code {
+						r, ok = v, true
+					}
+				}
+			}
+			if !ok || r.Error == nil || r.Error.Code != code || r.Error.Retryable {
+				t.Fatalf("result for %s: %+v", id, r)
+			}
+		})
+	}
+	t.Run("dead letters", func(t *testing.T) {
+		waitFor(t, 10*time.Second, "4 dead letters", func() bool { return e.streamCount("PROVISIONER_DLQ") == 4 })
+	})
+	t.Run("nothing left", func(t *testing.T) {
+		waitFor(t, 10*time.Second, "an empty work queue", func() bool { return e.streamCount("PROVISIONER_REQUESTS") == 0 })
+	})
+	t.Run("exactly the connectors asked for", func(t *testing.T) {
+		if got := len(e.sandbox.Connectors("acme")); got != 2 {
+			t.Fatalf("%d connectors in acme", got)
+		}
+	})
+	t.Run("no secret in logs", func(t *testing.T) {
+		logs := e.logs.String()
+		for _, s := range []string{ghToken, "csecret-e2e-0002", "rt-e2e-0003", sandbox.DefaultClientSecret} {
+			if strings.Contains(logs, s) {
+				t.Fatalf("secret %q in logs", s)
+			}
+		}
+		if !strings.Contains(logs, `"request_id":"req-gh"`) {
+			t.Fatal("request lines do not carry the request id")
+		}
+	})
+}

@@ -1,0 +1,145 @@
+package consumer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/provisioner-dev/provisioner/internal/event"
+)
+
+// Headers the provisioner writes.
+const (
+	HeaderDLQReason      = "Provisioner-Dlq-Reason"
+	HeaderDLQError       = "Provisioner-Dlq-Error"
+	HeaderDLQSubject     = "Provisioner-Dlq-Subject"
+	HeaderDLQStream      = "Provisioner-Dlq-Stream"
+	HeaderDLQSequence    = "Provisioner-Dlq-Sequence"
+	HeaderDLQDeliveries  = "Provisioner-Dlq-Deliveries"
+	HeaderDLQTime        = "Provisioner-Dlq-Time"
+	HeaderDLQRequestID   = "Provisioner-Dlq-Request-Id"
+	HeaderDLQOriginalMsg = "Provisioner-Dlq-Original-Msg-Id"
+	HeaderTraceparent    = "traceparent"
+)
+
+// Publisher publishes results and dead letters and waits for each PubAck.
+type Publisher struct {
+	js     jetstream.JetStream
+	topo   Topology
+	source string
+}
+
+// NewPublisher returns a Publisher; source is the CloudEvents source of results (e.g. "provisioner").
+func NewPublisher(js jetstream.JetStream, t Topology, source string) *Publisher {
+	if source == "" {
+		source = "provisioner"
+	}
+	return &Publisher{js: js, topo: t.WithDefaults(), source: source}
+}
+
+// PublishResult publishes a result with Nats-Msg-Id = request id + message, CloudEvents attributes
+// and the request's traceparent, and returns once JetStream has stored it (or dropped it as a
+// duplicate of an earlier publish, which is the same thing for the caller).
+func (p *Publisher) PublishResult(ctx context.Context, res *event.Result, traceparent string) error {
+	body, err := json.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("encode result: %w", err)
+	}
+	msg := &nats.Msg{Subject: p.topo.ResultSubject(res.Message), Data: body, Header: nats.Header{}}
+	id := res.MsgID()
+	msg.Header.Set(jetstream.MsgIDHeader, id)
+	msg.Header.Set("ce-specversion", "1.0")
+	msg.Header.Set("ce-id", id)
+	msg.Header.Set("ce-type", "dev.provisioner.result.v1."+res.Message)
+	msg.Header.Set("ce-source", p.source)
+	msg.Header.Set("ce-subject", res.RequestID)
+	msg.Header.Set("ce-time", res.ProducedAt.UTC().Format(time.RFC3339Nano))
+	msg.Header.Set("content-type", "application/json")
+	if traceparent == "" {
+		traceparent = newTraceparent()
+	}
+	msg.Header.Set(HeaderTraceparent, traceparent)
+	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publish result %s: %w", msg.Subject, err)
+	}
+	return nil
+}
+
+// DeadLetter describes why a request is dead-lettered.
+type DeadLetter struct {
+	Reason     event.Code
+	Error      string
+	RequestID  string
+	Deliveries uint64
+}
+
+// PublishDeadLetter copies a request to the dead-letter stream with its original body and headers
+// plus the reason. Its Nats-Msg-Id is derived from the request's stream sequence, so a redelivery
+// that dead-letters again does not store a second copy.
+func (p *Publisher) PublishDeadLetter(ctx context.Context, orig jetstream.Msg, dl DeadLetter, now time.Time) error {
+	msg := &nats.Msg{Subject: p.topo.DLQSubject(p.suffix(orig.Subject())), Data: orig.Data(), Header: nats.Header{}}
+	for k, vs := range orig.Headers() {
+		if k == jetstream.MsgIDHeader {
+			msg.Header[HeaderDLQOriginalMsg] = vs
+			continue
+		}
+		msg.Header[k] = vs
+	}
+	var seq uint64
+	stream := p.topo.RequestsStream
+	if meta, err := orig.Metadata(); err == nil {
+		seq, stream = meta.Sequence.Stream, meta.Stream
+	}
+	msg.Header.Set(jetstream.MsgIDHeader, "dlq:"+stream+":"+strconv.FormatUint(seq, 10))
+	msg.Header.Set(HeaderDLQReason, string(dl.Reason))
+	msg.Header.Set(HeaderDLQError, headerSafe(dl.Error))
+	msg.Header.Set(HeaderDLQSubject, orig.Subject())
+	msg.Header.Set(HeaderDLQStream, stream)
+	msg.Header.Set(HeaderDLQSequence, strconv.FormatUint(seq, 10))
+	msg.Header.Set(HeaderDLQDeliveries, strconv.FormatUint(dl.Deliveries, 10))
+	msg.Header.Set(HeaderDLQTime, now.UTC().Format(time.RFC3339Nano))
+	if dl.RequestID != "" {
+		msg.Header.Set(HeaderDLQRequestID, headerSafe(dl.RequestID))
+	}
+	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publish dead letter %s: %w", msg.Subject, err)
+	}
+	return nil
+}
+
+// suffix is the part of a request subject after "<prefix>.requests.".
+func (p *Publisher) suffix(subject string) string {
+	if s, ok := strings.CutPrefix(subject, p.topo.SubjectPrefix+".requests."); ok && s != "" {
+		return s
+	}
+	return "unknown"
+}
+
+// headerSafe keeps a header value on one line and bounded.
+func headerSafe(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 1024 {
+		s = s[:1021] + "..."
+	}
+	return s
+}
+
+// newTraceparent starts a W3C trace for a request that came without one.
+func newTraceparent() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
+}

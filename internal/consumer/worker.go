@@ -1,0 +1,335 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/provisioner-dev/provisioner/internal/event"
+	"github.com/provisioner-dev/provisioner/internal/provision"
+)
+
+// Handler is the domain step. Implemented by *provision.Service.
+type Handler interface {
+	Handle(ctx context.Context, req event.Request, d provision.Delivery) provision.Decision
+}
+
+// Metrics is what the worker counts. Implemented by *metrics.Metrics.
+type Metrics interface {
+	RequestReceived(kind string, redelivered bool)
+	RequestStarted(kind string) (done func(outcome string))
+	DeadLettered(reason string)
+	ResultPublished(message string)
+	SetConsumerLag(pending, ackPending, redelivered uint64)
+}
+
+// Readiness receives the worker's readiness condition. Implemented by *metrics.Health.
+type Readiness interface {
+	Set(condition string, ok bool, reason string)
+}
+
+// Config configures a Worker.
+type Config struct {
+	Topology Topology
+	Policy   ConsumerPolicy
+	// Concurrency is how many requests one worker handles at once.
+	Concurrency int
+	// NakDelay is the delay before redelivery after a retryable failure, from the delivery number.
+	// Default: exponential from 1s, doubling, capped at 2m, with jitter. (The consumer's own BackOff
+	// does not apply to Nak, so the worker computes it.)
+	NakDelay func(delivery int) time.Duration
+	// ShutdownTimeout bounds the drain: in-flight requests get this long to finish, then are interrupted
+	// and Nak'd.
+	ShutdownTimeout time.Duration
+	// LagPollInterval is how often consumer info is read for the lag metrics; default 5s.
+	LagPollInterval time.Duration
+	Source          string // CloudEvents source of results
+	Now             func() time.Time
+}
+
+// Worker pulls requests from the durable consumer and handles them.
+type Worker struct {
+	js        jetstream.JetStream
+	cfg       Config
+	handler   Handler
+	decoder   *event.Decoder
+	publisher *Publisher
+	metrics   Metrics
+	ready     Readiness
+	logger    *slog.Logger
+}
+
+// NewWorker returns a Worker. Call Setup first (Run does not create streams).
+func NewWorker(js jetstream.JetStream, cfg Config, h Handler, dec *event.Decoder, m Metrics, ready Readiness, logger *slog.Logger) (*Worker, error) {
+	if js == nil || h == nil || dec == nil || m == nil || ready == nil || logger == nil {
+		return nil, errors.New("consumer: every dependency is required")
+	}
+	cfg.Topology = cfg.Topology.WithDefaults()
+	if cfg.Concurrency <= 0 {
+		return nil, errors.New("consumer: concurrency must be positive")
+	}
+	if cfg.NakDelay == nil {
+		cfg.NakDelay = DefaultNakDelay
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 25 * time.Second
+	}
+	if cfg.LagPollInterval <= 0 {
+		cfg.LagPollInterval = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Worker{
+		js: js, cfg: cfg, handler: h, decoder: dec, metrics: m, ready: ready, logger: logger,
+		publisher: NewPublisher(js, cfg.Topology, cfg.Source),
+	}, nil
+}
+
+// DefaultNakDelay is 1s doubling per delivery, capped at 2m, with ±20% jitter.
+func DefaultNakDelay(delivery int) time.Duration {
+	d := time.Second << min(max(delivery-1, 0), 7)
+	d = min(d, 2*time.Minute)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// Run consumes until ctx is cancelled, then drains: it stops fetching, lets in-flight requests
+// finish with a context that is not cancelled (bounded by ShutdownTimeout, after which they are
+// interrupted and Nak'd), Naks what was fetched but not started, and returns.
+func (w *Worker) Run(ctx context.Context) error {
+	cons, err := w.js.Consumer(ctx, w.cfg.Topology.RequestsStream, w.cfg.Topology.Consumer)
+	if err != nil {
+		w.ready.Set("consumer", false, "not bound")
+		return fmt.Errorf("bind consumer %s: %w", w.cfg.Topology.Consumer, err)
+	}
+	// Buffer no more than we can start: a buffered message's AckWait is already running.
+	iter, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Concurrency))
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	w.ready.Set("consumer", true, "")
+	w.logger.Info("consuming", "stream", w.cfg.Topology.RequestsStream, "consumer", w.cfg.Topology.Consumer, "concurrency", w.cfg.Concurrency)
+
+	// In-flight requests outlive ctx: shutdown waits for them, then interrupts them.
+	workCtx, interrupt := context.WithCancel(context.WithoutCancel(ctx))
+	defer interrupt()
+	lagCtx, stopLag := context.WithCancel(ctx)
+	defer stopLag()
+	go w.pollLag(lagCtx, cons)
+
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	var inflight sync.WaitGroup
+	var loopErr error
+loop:
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			break loop
+		}
+		msg, err := iter.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			<-slots
+			if ctx.Err() != nil {
+				break loop
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				loopErr = errors.New("consumer: message iterator closed")
+				break loop
+			}
+			// the library resumes by itself after reconnects and missed heartbeats; report and go on
+			w.logger.Warn("pull failed; retrying", "error", err)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				break loop
+			}
+			continue
+		}
+		inflight.Add(1)
+		go func() {
+			defer func() { <-slots; inflight.Done() }()
+			w.handle(workCtx, msg)
+		}()
+	}
+
+	w.ready.Set("draining", false, "shutting down")
+	w.ready.Set("consumer", false, "draining")
+	iter.Drain()
+	// Whatever was fetched but not started goes back at once rather than after AckWait.
+	nakCtx, cancelNak := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	for {
+		msg, err := iter.Next(jetstream.NextContext(nakCtx))
+		if err != nil {
+			break
+		}
+		_ = msg.Nak()
+	}
+	cancelNak()
+
+	done := make(chan struct{})
+	go func() { inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(w.cfg.ShutdownTimeout):
+		w.logger.Warn("shutdown timeout: interrupting in-flight requests", "timeout", w.cfg.ShutdownTimeout)
+		interrupt()
+		<-done
+	}
+	w.logger.Info("drained")
+	return loopErr
+}
+
+// handle processes one message end to end.
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		w.logger.Error("message without metadata; terminating it", "subject", msg.Subject(), "error", err)
+		_ = msg.Term()
+		return
+	}
+	suffix, _ := strings.CutPrefix(msg.Subject(), w.cfg.Topology.SubjectPrefix+".requests.")
+	kind := event.KindFromSuffix(suffix)
+	delivery := int(meta.NumDelivered)
+	final := delivery >= w.cfg.Policy.MaxDeliver
+	w.metrics.RequestReceived(string(kind), delivery > 1)
+	done := w.metrics.RequestStarted(string(kind))
+	outcome := provision.OutcomeRetry
+	defer func() { done(outcome) }()
+
+	logger := w.logger.With("kind", kind, "stream_seq", meta.Sequence.Stream, "delivery", delivery)
+
+	// Keep the message ours while we work: AckWait restarts at every InProgress.
+	hbCtx, stopHB := context.WithCancel(ctx)
+	defer stopHB()
+	go func() {
+		t := time.NewTicker(max(w.cfg.Policy.AckWait/3, 100*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-hbCtx.Done():
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+
+	req, err := w.decoder.Decode(kind, msg.Data())
+	var dec provision.Decision
+	if err != nil {
+		id, ws := event.PeekID(msg.Data())
+		if id == "" {
+			id = "seq-" + strconv.FormatUint(meta.Sequence.Stream, 10)
+		}
+		code, _ := event.CodeOf(err)
+		if kind == event.KindUnknown {
+			kind = event.KindCredentialsSubmitted // error results of unknown subjects use source_create_error
+		}
+		logger.Warn("invalid request", "request_id", id, "code", code, "error", err)
+		dec = provision.Decision{
+			Action: provision.DeadLetter, Outcome: provision.OutcomePermanentError, Err: err,
+			Result: event.ErrorResult(kind, id, ws, delivery, code, errorText(err), false, w.cfg.Now()),
+		}
+	} else {
+		logger = logger.With("request_id", req.ID(), "workspace", req.WorkspaceName())
+		if req.CredentialsSubmitted != nil {
+			logger = logger.With("connector_kind", req.CredentialsSubmitted.ConnectorKind())
+		}
+		dec = w.handler.Handle(ctx, req, provision.Delivery{Number: delivery, Final: final, Logger: logger})
+	}
+	stopHB()
+
+	interrupted := ctx.Err() != nil
+	switch {
+	case interrupted && dec.Action != provision.Ack:
+		// shutdown cut the work short: not the request's fault, whatever the delivery count
+		logger.Info("interrupted by shutdown; returning the request", "error", dec.Err)
+		_ = msg.Nak()
+	case dec.Action == provision.Ack:
+		outcome = dec.Outcome
+		w.finish(ctx, msg, logger, dec, delivery, nil)
+	case dec.Action == provision.DeadLetter:
+		outcome = dec.Outcome
+		w.finish(ctx, msg, logger, dec, delivery, &meta.NumDelivered)
+	default:
+		delay := w.cfg.NakDelay(delivery)
+		if dec.RetryAfter > 0 {
+			delay = dec.RetryAfter
+		}
+		logger.Info("will retry", "error", dec.Err, "delay", delay)
+		if err := msg.NakWithDelay(delay); err != nil {
+			logger.Warn("nak failed; the request returns after AckWait", "error", err)
+		}
+	}
+}
+
+// finish publishes the decision's result (and dead letter), then acks or terminates. If a publish
+// fails, the request is Nak'd: the ledger makes the next delivery publish the same result again.
+func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, logger *slog.Logger, dec provision.Decision, delivery int, deadLetter *uint64) {
+	pubCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := w.publisher.PublishResult(pubCtx, dec.Result, msg.Headers().Get(HeaderTraceparent)); err != nil {
+		logger.Error("result not published; returning the request", "error", err)
+		_ = msg.NakWithDelay(w.cfg.NakDelay(delivery))
+		return
+	}
+	w.metrics.ResultPublished(dec.Result.Message)
+	if deadLetter == nil {
+		if err := msg.Ack(); err != nil {
+			logger.Warn("ack failed; a redelivery will replay the result", "error", err)
+		}
+		return
+	}
+	code, _ := event.CodeOf(dec.Err)
+	if err := w.publisher.PublishDeadLetter(pubCtx, msg, DeadLetter{
+		Reason: code, Error: errorText(dec.Err), RequestID: dec.Result.RequestID, Deliveries: *deadLetter,
+	}, w.cfg.Now()); err != nil {
+		logger.Error("dead letter not published; returning the request", "error", err)
+		_ = msg.NakWithDelay(w.cfg.NakDelay(delivery))
+		return
+	}
+	w.metrics.DeadLettered(string(code))
+	logger.Warn("request failed", "code", code, "retryable", dec.Result.Error.Retryable, "error", dec.Err)
+	if err := msg.TermWithReason(string(code)); err != nil {
+		logger.Warn("term failed; a redelivery will dead-letter it again (deduplicated)", "error", err)
+	}
+}
+
+func errorText(err error) string {
+	var ce *event.CodedError
+	if errors.As(err, &ce) {
+		return ce.Err.Error()
+	}
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// pollLag reads the consumer's pending counts for the lag metrics.
+func (w *Worker) pollLag(ctx context.Context, cons jetstream.Consumer) {
+	t := time.NewTicker(w.cfg.LagPollInterval)
+	defer t.Stop()
+	for {
+		infoCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		info, err := cons.Info(infoCtx)
+		cancel()
+		if err == nil {
+			w.metrics.SetConsumerLag(info.NumPending, uint64(info.NumAckPending), uint64(info.NumRedelivered))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,286 @@
+// Package provision is the domain step of the provisioner: given one decoded request, it decides
+// what to do and does it — policy check, ledger claim, secret fetch, tokens, lookup-or-create — and
+// returns the result to publish and what to tell the broker. It knows nothing of NATS messages.
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/provisioner-dev/provisioner/internal/airbyte"
+	"github.com/provisioner-dev/provisioner/internal/event"
+	"github.com/provisioner-dev/provisioner/internal/ledger"
+	"github.com/provisioner-dev/provisioner/internal/secret"
+	"github.com/provisioner-dev/provisioner/internal/vault"
+)
+
+// Airbyte is what the worker needs of the Airbyte API. Implemented by *airbyte.Client.
+type Airbyte interface {
+	Workspace(ctx context.Context, workspaceName string) (airbyte.WorkspaceRef, error)
+	ListConnectors(ctx context.Context, p airbyte.ListConnectorsParams) (*airbyte.ConnectorSourceListResponse, error)
+	CreateConnector(ctx context.Context, req airbyte.ConnectorSourceCreateRequest) (*airbyte.ConnectorSourceCreateResponse, error)
+}
+
+// Secrets fetches credentials by reference. Implemented by *vault.Store.
+type Secrets interface {
+	Get(ctx context.Context, ref vault.Ref) (secret.Fields, error)
+	Backend(ref vault.Ref) string
+}
+
+// Ledger claims connector identities. Implemented by *ledger.Ledger.
+type Ledger interface {
+	Claim(ctx context.Context, id ledger.Identity, requestID string) (ledger.Claim, error)
+}
+
+// Observer receives the domain events worth counting. Implemented by *metrics.Metrics.
+type Observer interface {
+	SecretFetched(backend, outcome string)
+	LedgerConflict()
+	LeaseTakeover()
+}
+
+// LookupMode says when to list a workspace's connectors before creating one.
+type LookupMode string
+
+// Lookup modes.
+const (
+	// LookupRecovery lists only when an earlier attempt may have created the connector (a lease taken
+	// over, a released lease whose create was sent, an ambiguous create failure). With the ledger this is
+	// enough for exactly-once among the provisioner's own requests, at one API call per connector less.
+	LookupRecovery LookupMode = "recovery"
+	// LookupAlways lists before every create, so connectors made outside the provisioner (by the widget,
+	// or before the provisioner was deployed) are adopted too.
+	LookupAlways LookupMode = "always"
+)
+
+// Config configures a Service.
+type Config struct {
+	Policy *vault.Policy // nil = no path policy
+	Lookup LookupMode
+	// Budget bounds the in-process retries of one delivery; keep it below the consumer's AckWait.
+	Budget time.Duration
+	// LeaseRenewEvery is how often a held lease is renewed; a third of the ledger's lease TTL.
+	LeaseRenewEvery time.Duration
+	// LeaseMargin: a create is not sent unless the lease has at least this long left.
+	LeaseMargin time.Duration
+	// NewBackOff builds the in-process backoff between attempts; nil = exponential with jitter.
+	NewBackOff func() backoff.BackOff
+	Now        func() time.Time
+}
+
+// Service handles requests. It is safe for concurrent use.
+type Service struct {
+	airbyte  Airbyte
+	secrets  Secrets
+	ledger   Ledger
+	observer Observer
+	cfg      Config
+}
+
+// New returns a Service.
+func New(a Airbyte, s Secrets, l Ledger, o Observer, cfg Config) (*Service, error) {
+	if a == nil || s == nil || l == nil || o == nil {
+		return nil, errors.New("provision: airbyte, secrets, ledger and observer are required")
+	}
+	if cfg.Budget <= 0 || cfg.LeaseRenewEvery <= 0 {
+		return nil, errors.New("provision: budget and lease renewal interval must be positive")
+	}
+	if cfg.Lookup == "" {
+		cfg.Lookup = LookupRecovery
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.NewBackOff == nil {
+		cfg.NewBackOff = func() backoff.BackOff {
+			b := backoff.NewExponentialBackOff()
+			b.InitialInterval = 100 * time.Millisecond
+			b.MaxInterval = 5 * time.Second
+			b.MaxElapsedTime = 0 // the budget's context bounds it
+			return b
+		}
+	}
+	return &Service{airbyte: a, secrets: s, ledger: l, observer: o, cfg: cfg}, nil
+}
+
+// Delivery describes the delivery of the request being handled.
+type Delivery struct {
+	Number int  // 1 for the first delivery
+	Final  bool // the last delivery the consumer allows: a retryable failure now ends the request
+	Logger *slog.Logger
+}
+
+// Action tells the consumer what to do with the message.
+type Action int
+
+// Actions.
+const (
+	// Ack: publish Result, then ack.
+	Ack Action = iota + 1
+	// Retry: publish nothing, Nak with a delay; a later delivery will try again.
+	Retry
+	// DeadLetter: publish Result (an error), copy the request to the dead-letter stream, Term.
+	DeadLetter
+)
+
+func (a Action) String() string {
+	switch a {
+	case Ack:
+		return "ack"
+	case Retry:
+		return "retry"
+	case DeadLetter:
+		return "dead_letter"
+	}
+	return "unknown"
+}
+
+// Outcomes, as counted by metrics.
+const (
+	OutcomeCreated        = "created"
+	OutcomeAdopted        = "adopted"
+	OutcomeReplayed       = "replayed"
+	OutcomePermanentError = "permanent_error"
+	OutcomeRetry          = "retry"
+	OutcomeDeadLetter     = "dead_letter"
+)
+
+// Decision is the answer for one delivery.
+type Decision struct {
+	Action  Action
+	Result  *event.Result // set for Ack and DeadLetter
+	Outcome string
+	// Err is the cause of a Retry or DeadLetter (a *event.CodedError).
+	Err error
+	// RetryAfter is a hint for the Nak delay of a Retry (0 = the consumer's backoff).
+	RetryAfter time.Duration
+}
+
+// Handle handles one delivery of a request.
+func (s *Service) Handle(ctx context.Context, req event.Request, d Delivery) Decision {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch req.Kind {
+	case event.KindCredentialsSubmitted:
+		return s.credentialsSubmitted(ctx, req, d)
+	case event.KindCustomerOnboarded:
+		return s.customerOnboarded(ctx, req, d)
+	}
+	return s.fail(req, d, event.Coded(event.CodeUnsupportedSubject, false, fmt.Errorf("unsupported request kind %q", req.Kind)))
+}
+
+// fail turns an error into a Retry, or — when it is permanent or this is the last delivery — a
+// dead-lettered error result.
+func (s *Service) fail(req event.Request, d Delivery, err error) Decision {
+	code, retryable := event.CodeOf(err)
+	if retryable && !d.Final {
+		return Decision{Action: Retry, Outcome: OutcomeRetry, Err: err}
+	}
+	outcome := OutcomePermanentError
+	if retryable {
+		outcome = OutcomeDeadLetter
+	}
+	res := event.ErrorResult(req.Kind, req.ID(), req.WorkspaceName(), d.Number, code, errorMessage(err), retryable, s.cfg.Now())
+	return Decision{Action: DeadLetter, Result: res, Outcome: outcome, Err: err}
+}
+
+// errorMessage is the text of an error result: the cause without the code prefix.
+func errorMessage(err error) string {
+	var ce *event.CodedError
+	if errors.As(err, &ce) {
+		return ce.Err.Error()
+	}
+	return err.Error()
+}
+
+func (s *Service) customerOnboarded(ctx context.Context, req event.Request, d Delivery) Decision {
+	r := req.CustomerOnboarded
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Budget)
+	defer cancel()
+	ws, err := s.airbyte.Workspace(ctx, r.WorkspaceName)
+	if err != nil {
+		return s.fail(req, d, classifyAirbyte("workspace", err))
+	}
+	data, err := jsonOf(map[string]string{"workspace_id": ws.ID, "workspace_name": ws.Name, "organization_id": ws.OrganizationID})
+	if err != nil {
+		return s.fail(req, d, event.Coded(event.CodeInternal, false, err))
+	}
+	if ws.OrganizationID == "" {
+		data, _ = jsonOf(map[string]string{"workspace_id": ws.ID, "workspace_name": ws.Name})
+	}
+	d.Logger.Debug("workspace ready", "workspace_id", ws.ID)
+	return Decision{Action: Ack, Outcome: OutcomeCreated, Result: &event.Result{
+		Type: event.ResultType, Message: event.MessageWorkspaceReady, Data: data,
+		RequestID: r.ID, WorkspaceName: r.WorkspaceName, WorkspaceID: ws.ID,
+		Attempts: max(d.Number, 1), ProducedAt: s.cfg.Now().UTC(),
+	}}
+}
+
+// classifyAirbyte gives an Airbyte failure its result code. Whether it may pass comes from the
+// error's type, never its text.
+func classifyAirbyte(op string, err error) error {
+	var apiErr *airbyte.APIError
+	var trErr *airbyte.TransportError
+	switch {
+	case errors.As(err, &apiErr):
+		switch {
+		case apiErr.StatusCode == 400 || apiErr.StatusCode == 422:
+			return event.Coded(event.CodeAirbyteBadRequest, false, fmt.Errorf("%s: %w", op, err))
+		case apiErr.StatusCode == 401:
+			return event.Coded(event.CodeAirbyteUnauthorized, false, fmt.Errorf("%s: %w", op, err))
+		case apiErr.StatusCode == 403:
+			return event.Coded(event.CodeAirbyteForbidden, false, fmt.Errorf("%s: %w", op, err))
+		case apiErr.StatusCode == 404:
+			return event.Coded(event.CodeAirbyteNotFound, false, fmt.Errorf("%s: %w", op, err))
+		}
+		// 429 and every 5xx: Airbyte may answer differently on a later delivery.
+		return event.Coded(event.CodeAirbyteUnavailable, true, fmt.Errorf("%s: %w", op, err))
+	case errors.As(err, &trErr), errors.Is(err, context.DeadlineExceeded):
+		return event.Coded(event.CodeAirbyteUnavailable, true, fmt.Errorf("%s: %w", op, err))
+	case errors.Is(err, context.Canceled):
+		return event.Coded(event.CodeAirbyteUnavailable, true, fmt.Errorf("%s: interrupted: %w", op, err))
+	}
+	var ce *event.CodedError
+	if errors.As(err, &ce) {
+		return err
+	}
+	return event.Coded(event.CodeInternal, false, fmt.Errorf("%s: %w", op, err))
+}
+
+// classifySecret gives a secret-store failure its result code (the vault package's codes are the
+// same closed list).
+func classifySecret(err error) error {
+	var coded interface {
+		Code() string
+		Retryable() bool
+	}
+	if errors.As(err, &coded) {
+		return event.Coded(event.Code(coded.Code()), coded.Retryable(), err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return event.Coded(event.CodeSecretBackendUnavailable, true, err)
+	}
+	return event.Coded(event.CodeInternal, false, err)
+}
+
+// secretOutcome is the metrics outcome of a secret fetch.
+func secretOutcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	switch code, _ := event.CodeOf(classifySecret(err)); code {
+	case event.CodeSecretNotFound:
+		return "not_found"
+	case event.CodeSecretPermissionDenied:
+		return "permission_denied"
+	case event.CodeSecretBackendUnavailable:
+		return "unavailable"
+	}
+	return "invalid"
+}
