@@ -42,6 +42,20 @@ func newClient(t testing.TB, base string) *client {
 // try is do without failing on transport errors, for faults that cut connections.
 func (c *client) try(method, path, token string, body any) (response, error) {
 	c.t.Helper()
+	return c.tryWithHeader(method, path, token, body, nil)
+}
+
+func (c *client) doWithHeader(method, path, token string, body any, h http.Header) response {
+	c.t.Helper()
+	r, err := c.tryWithHeader(method, path, token, body, h)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+func (c *client) tryWithHeader(method, path, token string, body any, h http.Header) (response, error) {
+	c.t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -59,6 +73,9 @@ func (c *client) try(method, path, token string, body any) (response, error) {
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range h {
+		req.Header[k] = v
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
