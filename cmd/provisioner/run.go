@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"runtime"
+
+	"github.com/provisioner-dev/provisioner/internal/app"
+	"github.com/provisioner-dev/provisioner/internal/config"
+	"github.com/provisioner-dev/provisioner/internal/metrics"
+)
+
+// loadConfig reads flags and env into a validated Config; every mistake is a usage error (exit 2)
+// reported before any connection is attempted.
+func loadConfig(name string, args []string, stderr io.Writer, base config.Config) (config.Config, error) {
+	cfg := base
+	fs := cfg.FlagSet("provisioner " + name)
+	fs.SetOutput(stderr)
+	if err := cfg.Parse(fs, args, nil); err != nil {
+		if err == flag.ErrHelp {
+			return cfg, err
+		}
+		return cfg, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return cfg, usagef("unexpected arguments %q", fs.Args())
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, usageError{err}
+	}
+	return cfg, nil
+}
+
+func buildInfo() metrics.BuildInfo {
+	return metrics.BuildInfo{Version: version, Commit: commit, GoVersion: runtime.Version()}
+}
+
+func runWorker(ctx context.Context, args []string, _, stderr io.Writer) error {
+	cfg, err := loadConfig("run", args, stderr, config.Default())
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	return app.Run(ctx, cfg, app.Options{Logger: logger, Build: buildInfo(), UserAgent: "provisioner/" + version})
+}
