@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
+	"sync"
 	"testing"
 
 	"github.com/provisioner-dev/provisioner/internal/airbyte/openapitest"
@@ -36,7 +38,10 @@ func (r response) decode(t testing.TB, v any) {
 // OpenAPI specs.
 func newClient(t testing.TB, base string) *client {
 	v := openapitest.New(t)
-	return &client{t: t, base: base, hc: &http.Client{Transport: v.Transport(t, http.DefaultTransport.(*http.Transport).Clone())}}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	// Hundreds of goroutines share a bounded pool of connections, as a real client does.
+	tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost = 64, 64
+	return &client{t: t, base: base, hc: &http.Client{Transport: v.Transport(t, tr)}}
 }
 
 // try is do without failing on transport errors, for faults that cut connections.
@@ -160,4 +165,26 @@ func rawDo(t testing.TB, base, method, path, token string, body any) response {
 	t.Helper()
 	c := &client{t: t, base: base, hc: &http.Client{}}
 	return c.do(method, path, token, body)
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's concurrent log writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func newDebugLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
