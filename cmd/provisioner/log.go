@@ -25,7 +25,7 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 			noColor = false
 		}
-		return slog.New(tint.NewHandler(w, &tint.Options{Level: lvl, TimeFormat: time.TimeOnly, NoColor: noColor}))
+		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: lvl, TimeFormat: time.TimeOnly, NoColor: noColor}))
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl}))
 }

@@ -167,7 +167,8 @@ func (c *Config) Parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (
 	fs.VisitAll(func(f *flag.Flag) {
 		if v, ok := lookupEnv(EnvName(f.Name)); ok {
 			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", EnvName(f.Name), err))
+				// the value is not quoted: it may be a secret
+				errs = append(errs, fmt.Errorf("%s: invalid value for --%s: %w", EnvName(f.Name), f.Name, err))
 			}
 		}
 	})

@@ -1,0 +1,103 @@
+package config_test
+
+import (
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/provisioner-dev/provisioner/internal/config"
+)
+
+func valid() config.Config {
+	c := config.Default()
+	c.AirbyteClientID = "id"
+	c.AirbyteClientSecret.UnmarshalText([]byte("s3cr3t-value"))
+	return c
+}
+
+func TestDefaultsPlusCredentialsAreValid(t *testing.T) {
+	c := valid()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidateNamesTheSetting(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(*config.Config)
+		want   string
+	}{
+		{"client id", func(c *config.Config) { c.AirbyteClientID = "" }, "--airbyte-client-id (PROVISIONER_AIRBYTE_CLIENT_ID)"},
+		{"nats url scheme", func(c *config.Config) { c.NATSURL = "http://nats:4222" }, "--nats-url"},
+		{"embedded listen", func(c *config.Config) { c.NATSListen = "nope" }, "--nats-listen"},
+		{"concurrency", func(c *config.Config) { c.Concurrency = 0 }, "--concurrency"},
+		{"ack wait", func(c *config.Config) { c.AckWait = 0 }, "--ack-wait"},
+		{"timeout above ack wait", func(c *config.Config) { c.AirbyteTimeout = time.Minute }, "--airbyte-timeout"},
+		{"both secrets", func(c *config.Config) { c.AirbyteClientSecretRef = "vault:a/b#c" }, "--airbyte-client-secret"},
+		{"bad secret ref", func(c *config.Config) { c.AirbyteClientSecret = valid().NATSToken; c.AirbyteClientSecretRef = "nope" }, "--airbyte-client-secret-ref"},
+		{"no backend", func(c *config.Config) { c.SecretsDir = "" }, "--secrets-dir"},
+		{"vault auth", func(c *config.Config) { c.Vault.Addr = "http://vault:8200"; c.Vault.Auth = "magic" }, "vault-auth"},
+		{"policy", func(c *config.Config) { c.SecretPathPolicy = "/abs/{workspace_name}" }, "--secret-path-policy"},
+		{"lookup", func(c *config.Config) { c.Lookup = "sometimes" }, "--lookup"},
+		{"log format", func(c *config.Config) { c.LogFormat = "xml" }, "--log-format"},
+		{"stream name", func(c *config.Config) { c.RequestsStream = "A.B" }, "--requests-stream"},
+		{"max ack pending", func(c *config.Config) { c.MaxAckPending = 1 }, "--max-ack-pending"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid()
+			tc.mutate(&c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate() = %v, want it to name %s", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "s3cr3t-value") {
+				t.Fatal("error shows the secret")
+			}
+		})
+	}
+}
+
+func TestEnvThenFlags(t *testing.T) {
+	env := map[string]string{
+		"PROVISIONER_CONCURRENCY":           "32",
+		"PROVISIONER_ACK_WAIT":              "45s",
+		"PROVISIONER_AIRBYTE_CLIENT_SECRET": "from-env-secret",
+		"PROVISIONER_NATS_URL":              "nats://env:4222",
+	}
+	c := config.Default()
+	fs := c.FlagSet("run")
+	if err := c.Parse(fs, []string{"--nats-url", "nats://flag:4222"}, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if c.Concurrency != 32 || c.AckWait != 45*time.Second || c.NATSURL != "nats://flag:4222" || c.AirbyteClientSecret.Reveal() != "from-env-secret" {
+		t.Fatalf("got %+v", c)
+	}
+	// -help output never shows a secret's value
+	var help strings.Builder
+	fs.SetOutput(&help)
+	fs.PrintDefaults()
+	if strings.Contains(help.String(), "from-env-secret") {
+		t.Fatal("help shows the secret")
+	}
+}
+
+func TestBadEnvValueNamesTheVariableNotTheValue(t *testing.T) {
+	c := config.Default()
+	fs := c.FlagSet("run")
+	fs.SetOutput(new(strings.Builder))
+	err := c.Parse(fs, nil, func(k string) (string, bool) {
+		if k == "PROVISIONER_MAX_DELIVER" {
+			return "lots-and-lots", true
+		}
+		return "", false
+	})
+	if err == nil || !strings.Contains(err.Error(), "PROVISIONER_MAX_DELIVER") || strings.Contains(err.Error(), "lots-and-lots") {
+		t.Fatalf("err = %v", err)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		t.Fatal("not a help request")
+	}
+}
