@@ -13,6 +13,7 @@ import (
 
 	"github.com/provisioner-dev/provisioner/internal/airbyte"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/airbytetest"
+	"github.com/provisioner-dev/provisioner/internal/airbyte/openapitest"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox/sandboxtest"
 	"github.com/provisioner-dev/provisioner/internal/secret"
@@ -49,9 +50,11 @@ func withSandbox(t testing.TB, scfg sandbox.Config, mutate func(*airbyte.Config)
 	return srv, c, logs
 }
 
-// contractTransport validates every request and response against Airbyte's OpenAPI specs.
+// contractTransport validates every request the client sends and every response it reads against
+// Airbyte's OpenAPI specs.
 func contractTransport(t testing.TB) func(http.RoundTripper) http.RoundTripper {
-	return func(next http.RoundTripper) http.RoundTripper { return next }
+	v := openapitest.New(t)
+	return func(next http.RoundTripper) http.RoundTripper { return v.Transport(t, next) }
 }
 
 func githubRequest(workspace, name, token string) airbyte.ConnectorSourceCreateRequest {
@@ -157,6 +160,20 @@ func TestEveryOperation(t *testing.T) {
 		t.Fatalf("workspace = %+v, %v", w, err)
 	}
 
+	// Every operation went over the wire (and through the contract check).
+	requests := srv.Stats().Requests
+	for _, op := range []string{
+		sandbox.OpToken, sandbox.OpScopedToken, sandbox.OpScopedTokenInfo, sandbox.OpWidgetToken,
+		sandbox.OpConnectorsCreate, sandbox.OpConnectorsList, sandbox.OpConnectorsGet, sandbox.OpConnectorsUpdate,
+		sandbox.OpConnectorsDelete, sandbox.OpConnectorsCheck, sandbox.OpSourcesCreate, sandbox.OpSourcesList,
+		sandbox.OpSourcesGet, sandbox.OpSourcesUpdate, sandbox.OpSourcesDelete, sandbox.OpSourceTemplatesList,
+		sandbox.OpWorkspacesList, sandbox.OpWorkspacesGet,
+	} {
+		if requests[op] == 0 {
+			t.Errorf("operation %s was not exercised", op)
+		}
+	}
+
 	// Error statuses, each a typed, permanent APIError.
 	const missing = "00000000-0000-4000-8000-000000000000"
 	errCases := []struct {
@@ -219,7 +236,8 @@ func TestTenantIsolation(t *testing.T) {
 // TestOneMintUnderLoad: 1,000 concurrent callers for one workspace cause exactly one application
 // token and one scoped token mint at the server.
 func TestOneMintUnderLoad(t *testing.T) {
-	srv, c, _ := withSandbox(t, sandbox.Config{}, nil)
+	// Without the contract check: validating 1,000 responses under -race is slower than the point.
+	srv, c, _ := withSandbox(t, sandbox.Config{}, func(cfg *airbyte.Config) { cfg.WrapTransport = nil })
 	ctx := testCtx(t)
 	const callers = 1000
 	var wg sync.WaitGroup
@@ -441,7 +459,7 @@ func TestFaultsSoak(t *testing.T) {
 }
 
 func BenchmarkScopedTokenCacheHit(b *testing.B) {
-	_, c, _ := withSandbox(b, sandbox.Config{}, func(cfg *airbyte.Config) { cfg.Logger = nil })
+	_, c, _ := withSandbox(b, sandbox.Config{}, func(cfg *airbyte.Config) { cfg.Logger, cfg.WrapTransport = nil, nil })
 	ctx := context.Background()
 	if _, err := c.ScopedToken(ctx, "acme"); err != nil {
 		b.Fatal(err)
@@ -456,7 +474,7 @@ func BenchmarkScopedTokenCacheHit(b *testing.B) {
 }
 
 func BenchmarkCreateConnector(b *testing.B) {
-	_, c, _ := withSandbox(b, sandbox.Config{}, func(cfg *airbyte.Config) { cfg.Logger = nil })
+	_, c, _ := withSandbox(b, sandbox.Config{}, func(cfg *airbyte.Config) { cfg.Logger, cfg.WrapTransport = nil, nil })
 	ctx := context.Background()
 	req := githubRequest("bench", "", "ghp_bench_token")
 	b.ReportAllocs()
