@@ -153,3 +153,12 @@ Cross-field checks the JSON schema cannot express. Every message names the value
 {{- fail "envSecrets.existingSecret is required when envSecrets.enabled is true" }}
 {{- end }}
 {{- end }}
+
+{{/*
+The standard labels merged with extra ones (extra wins), so a key given twice is written once.
+Call with (dict "ctx" $ "extra" .labels).
+*/}}
+{{- define "provisioner.labelsWith" -}}
+{{- $labels := include "provisioner.labels" .ctx | fromYaml }}
+{{- toYaml (mergeOverwrite $labels (default (dict) .extra)) }}
+{{- end }}

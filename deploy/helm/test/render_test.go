@@ -1,0 +1,119 @@
+package helmtest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer/json"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+)
+
+const (
+	chartDir    = "../provisioner"
+	releaseName = "provisioner"
+	namespace   = "provisioner"
+	// kubeVersion is passed to helm because a go-installed helm reports v1.20 by default,
+	// which the chart's kubeVersion constraint refuses.
+	kubeVersion = "1.33.0"
+)
+
+// helmPath finds the helm binary: $HELM, then PATH, then $(go env GOPATH)/bin.
+func helmPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("HELM"); p != "" {
+		return p
+	}
+	if p, err := exec.LookPath("helm"); err == nil {
+		return p
+	}
+	out, err := exec.Command("go", "env", "GOPATH").Output()
+	if err == nil {
+		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "helm")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Fatal("helm not found: set HELM, put it on PATH, or run `make helm-test` which installs it")
+	return ""
+}
+
+// runHelm runs helm and returns its stdout; a non-zero exit becomes an error carrying stderr.
+func runHelm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(helmPath(t), args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), errors.New(strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+// render runs helm template with the given extra arguments (values files, --set).
+func render(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	base := []string{"template", releaseName, chartDir, "--namespace", namespace, "--kube-version", kubeVersion}
+	return runHelm(t, append(base, args...)...)
+}
+
+// newStrictDecoder decodes YAML into the registered Go types and fails on unknown or duplicate fields.
+func newStrictDecoder(t *testing.T) runtime.Decoder {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, monitoringv1.AddToScheme, kedav1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			t.Fatalf("build scheme: %v", err)
+		}
+	}
+	return json.NewSerializerWithOptions(json.DefaultMetaFactory, scheme, scheme, json.SerializerOptions{Yaml: true, Strict: true})
+}
+
+// decodeStrict splits a multi-document manifest and decodes every document strictly.
+func decodeStrict(t *testing.T, manifest string) []runtime.Object {
+	t.Helper()
+	dec := newStrictDecoder(t)
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(manifest)))
+	var objs []runtime.Object
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return objs
+		}
+		if err != nil {
+			t.Fatalf("split manifest: %v", err)
+		}
+		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+			continue
+		}
+		obj, gvk, err := dec.Decode(doc, nil, nil)
+		if err != nil {
+			t.Fatalf("strict decode failed: %v\n---\n%s", err, doc)
+		}
+		if obj.GetObjectKind().GroupVersionKind().Empty() {
+			obj.GetObjectKind().SetGroupVersionKind(*gvk)
+		}
+		objs = append(objs, obj)
+	}
+}
+
+// stripComments drops whole-line YAML comments, e.g. helm's "# Source:" lines.
+func stripComments(doc []byte) []byte {
+	var out [][]byte
+	for _, line := range bytes.Split(doc, []byte("\n")) {
+		if !bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
+			out = append(out, line)
+		}
+	}
+	return bytes.Join(out, []byte("\n"))
+}
