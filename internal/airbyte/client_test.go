@@ -510,3 +510,19 @@ func TestOperationInContext(t *testing.T) {
 		t.Fatal("a plain context has no operation")
 	}
 }
+
+// TestClientSideRateLimit: a caller that cannot wait for the limiter fails at once, sending nothing.
+func TestClientSideRateLimit(t *testing.T) {
+	srv, c, _ := scripted(t, func(cfg *airbyte.Config) { cfg.RateLimit, cfg.RateBurst = 0.001, 1 })
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	// The burst of one goes to the application token; the scoped token would wait ~1,000 s.
+	_, err := c.Workspace(ctx, "acme")
+	var tErr *airbyte.TransportError
+	if !errors.As(err, &tErr) || tErr.Operation != "scoped_token" || !tErr.Timeout {
+		t.Fatalf("want a scoped_token timeout from the limiter, got %v", err)
+	}
+	if n, m := len(srv.Requests("POST", tokenP)), len(srv.Requests("POST", scopedP)); n != 1 || m != 0 {
+		t.Fatalf("requests: token %d, scoped %d; want 1, 0", n, m)
+	}
+}

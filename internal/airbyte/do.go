@@ -63,6 +63,13 @@ func (c *Client) do(ctx context.Context, cl *call, out any) error {
 		if err != nil {
 			return err
 		}
+		// The client-side limit waits within the caller's context; when the caller cannot wait that
+		// long, Wait fails at once and so does the call, without anything sent.
+		if c.limiter != nil {
+			if err := c.limiter.Wait(ctx); err != nil {
+				return &TransportError{Operation: cl.op, Timeout: true, Err: fmt.Errorf("client-side rate limit: %w", err)}
+			}
+		}
 		res, err := c.attempt(ctx, cl, token, attempt)
 		if err == nil {
 			if res.status >= 200 && res.status < 300 {
@@ -125,11 +132,6 @@ func (c *Client) shouldRetry(cl *call, err error) bool {
 
 // attempt sends one HTTP request and reads its answer. It returns an error only when no answer came.
 func (c *Client) attempt(ctx context.Context, cl *call, token string, attempt int) (attemptResult, error) {
-	if c.limiter != nil {
-		if err := c.limiter.Wait(ctx); err != nil {
-			return attemptResult{}, &TransportError{Operation: cl.op, Err: fmt.Errorf("rate limit: %w", err)}
-		}
-	}
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	var wrote atomic.Bool

@@ -487,3 +487,32 @@ func BenchmarkCreateConnector(b *testing.B) {
 		}
 	}
 }
+
+func TestObserver(t *testing.T) {
+	obs := &airbytetest.Observer{}
+	_, c, _ := withSandbox(t, sandbox.Config{}, func(cfg *airbyte.Config) { cfg.Observer = obs })
+	ctx := testCtx(t)
+	for range 3 {
+		if _, err := c.ListConnectors(ctx, airbyte.ListConnectorsParams{WorkspaceName: "acme"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.WidgetToken(ctx, airbyte.WidgetTokenCreateRequest{WorkspaceName: "acme", AllowedOrigin: "https://app.example"}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		kind         string
+		minted, hits int
+	}{
+		{airbyte.KindApplication, 1, 1}, // the widget mint reuses the application token
+		{airbyte.KindScoped, 1, 2},
+		{airbyte.KindWidget, 1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kind, func(t *testing.T) {
+			if got, hits := obs.Minted(tt.kind), obs.Hits(tt.kind); got != tt.minted || hits != tt.hits {
+				t.Fatalf("minted %d hits %d, want %d %d", got, hits, tt.minted, tt.hits)
+			}
+		})
+	}
+}

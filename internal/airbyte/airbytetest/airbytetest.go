@@ -167,3 +167,39 @@ func (b *LogBuffer) String() string {
 func (b *LogBuffer) Logger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// Observer counts the client's token events by kind; it implements airbyte.Observer.
+type Observer struct {
+	mu     sync.Mutex
+	minted map[string]int
+	hits   map[string]int
+}
+
+// TokenMinted implements airbyte.Observer.
+func (o *Observer) TokenMinted(kind string) { o.add(&o.minted, kind) }
+
+// TokenCacheHit implements airbyte.Observer.
+func (o *Observer) TokenCacheHit(kind string) { o.add(&o.hits, kind) }
+
+func (o *Observer) add(m *map[string]int, kind string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if *m == nil {
+		*m = map[string]int{}
+	}
+	(*m)[kind]++
+}
+
+// Minted returns how many tokens of kind were minted.
+func (o *Observer) Minted(kind string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.minted[kind]
+}
+
+// Hits returns how many times a cached token of kind was used.
+func (o *Observer) Hits(kind string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.hits[kind]
+}
