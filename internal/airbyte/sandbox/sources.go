@@ -223,7 +223,7 @@ func (s *Server) handleSourceTemplates(w http.ResponseWriter, r *http.Request, _
 	}
 	q := r.URL.Query()
 	tags := q["tags"]
-	all := q.Get("tags_mode") == "all"
+	all := q.Get("tags_mode") != "any" // the spec's default is "all"
 	out := listResponse[embeddedTemplateItem]{Data: []embeddedTemplateItem{}}
 	for i := range catalog {
 		e := &catalog[i]
