@@ -496,8 +496,8 @@ func TestOperationInContext(t *testing.T) {
 			})
 		}
 	})
-	srv.On("DELETE", connectorsP+"/c-1", airbytetest.Response{Status: 202, Body: `{"job_id":"j-1"}`})
-	got, err := c.DeleteConnector(testCtx(t), "acme", "c-1")
+	srv.On("DELETE", connectorsP+"/c-1%2F..%2Fx", airbytetest.Response{Status: 202, Body: `{"job_id":"j-1"}`})
+	got, err := c.DeleteConnector(testCtx(t), "acme", "c-1/../x") // an id never escapes its path segment
 	if err != nil || got.JobID != "j-1" {
 		t.Fatalf("delete = %+v, %v", got, err)
 	}

@@ -137,16 +137,16 @@ func (c *Client) attempt(ctx context.Context, cl *call, token string, attempt in
 	var wrote atomic.Bool
 	actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
 
-	u := *c.base
-	u.Path += cl.path
+	// cl.path is already escaped (ids go through url.PathEscape), so it is appended as text.
+	target := c.base.String() + cl.path
 	if len(cl.query) > 0 {
-		u.RawQuery = cl.query.Encode()
+		target += "?" + cl.query.Encode()
 	}
 	var body io.Reader = http.NoBody
 	if cl.body != nil {
 		body = bytes.NewReader(cl.body)
 	}
-	req, err := http.NewRequestWithContext(actx, cl.method, u.String(), body)
+	req, err := http.NewRequestWithContext(actx, cl.method, target, body)
 	if err != nil {
 		return attemptResult{}, fmt.Errorf("airbyte %s: %w", cl.op, err)
 	}

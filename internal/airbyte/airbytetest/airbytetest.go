@@ -38,7 +38,7 @@ type Request struct {
 	Body                   []byte
 }
 
-// Server answers each "METHOD /path" with its script in order; the last response repeats.
+// Server answers each "METHOD /path" (the escaped path) with its script in order; the last response repeats.
 // Unscripted routes answer 404.
 type Server struct {
 	URL string
@@ -74,7 +74,7 @@ func (s *Server) Requests(method, path string) []Request {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	key := r.Method + " " + r.URL.Path
+	key := r.Method + " " + r.URL.EscapedPath()
 	s.mu.Lock()
 	n := len(s.requests[key])
 	s.requests[key] = append(s.requests[key], Request{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), body})
