@@ -167,6 +167,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 		Budget:          cfg.AckWait * 2 / 3,
 		LeaseRenewEvery: leaseTTL / 4,
 		LeaseMargin:     cfg.AirbyteTimeout + time.Second,
+		CreateSettle:    2 * cfg.AirbyteTimeout,
 	})
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox/sandboxtest"
 	"github.com/provisioner-dev/provisioner/internal/app"
 	"github.com/provisioner-dev/provisioner/internal/config"
+	"github.com/provisioner-dev/provisioner/internal/consumer"
 	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/natsembed/natsembedtest"
 	"github.com/provisioner-dev/provisioner/schemas"
@@ -69,6 +69,11 @@ func newEnv(t *testing.T, sb sandbox.Config) *env {
 	e := &env{t: t, nats: natsembedtest.Start(t), secrets: t.TempDir(), logs: &syncBuffer{}}
 	e.sandbox, e.baseURL = sandboxtest.Start(t, sb)
 	e.nc, e.js = e.nats.Connect(t)
+	// the streams exist before any worker starts, so tests can queue a backlog first
+	cfg := e.config()
+	if _, err := consumer.Setup(context.Background(), e.js, app.Topology(cfg), consumer.ConsumerPolicy{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}); err != nil {
+		t.Fatal(err)
+	}
 	set, err := schemas.Compile()
 	if err != nil {
 		t.Fatal(err)
@@ -263,11 +268,4 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 
 func credentialsRequest(id, workspace, connectorType, ref string) map[string]any {
 	return map[string]any{"id": id, "workspace_name": workspace, "connector_type": connectorType, "credentials_ref": ref, "occurred_at": "2026-11-21T10:00:00Z"}
-}
-
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(fmt.Sprint(err))
-	}
-	return v
 }

@@ -246,6 +246,14 @@ func (ls *Lease) Complete(ctx context.Context, record json.RawMessage) error {
 	})
 }
 
+// HoldUntil keeps the lease, unrenewed, until t, and marks that a create was sent. A worker that
+// gives up while a create call may still be running at Airbyte uses it instead of Release: no one
+// may list the workspace (and miss the connector still being created) before the call has settled.
+// After t the lease lapses and the next holder takes it over and lists first.
+func (ls *Lease) HoldUntil(ctx context.Context, t time.Time) error {
+	return ls.write(ctx, func(e *Entry) { e.LeaseExpires, e.CreateSent = t, true })
+}
+
 // Release gives the lease up so that the next delivery, on any replica, can claim it at once.
 // createSent must say whether a create call may have reached Airbyte under this lease.
 func (ls *Lease) Release(ctx context.Context, createSent bool) error {

@@ -56,7 +56,7 @@ func (s *Service) credentialsSubmitted(ctx context.Context, req event.Request, d
 	}
 
 	id := ledger.Identity{WorkspaceName: r.WorkspaceName, ConnectorKind: r.ConnectorKind(), Name: r.ConnectorName()}
-	claim, err := s.ledger.Claim(ctx, id, r.ID)
+	claim, err := s.claim(ctx, id, r.ID, d)
 	if err != nil {
 		return s.fail(req, d, event.Coded(event.CodeInternal, true, err))
 	}
@@ -75,6 +75,28 @@ func (s *Service) credentialsSubmitted(ctx context.Context, req event.Request, d
 		d.Logger.Info("took over an expired lease", "previous_attempts", claim.Entry.Attempts-1)
 	}
 	return s.provision(ctx, req, d, claim)
+}
+
+// claim claims the identity. On the last delivery a lease held by someone else is waited out (within
+// the budget), so the request gets its real outcome rather than lease_unavailable.
+func (s *Service) claim(ctx context.Context, id ledger.Identity, requestID string, d Delivery) (ledger.Claim, error) {
+	deadline := s.cfg.Now().Add(s.cfg.Budget)
+	for {
+		c, err := s.ledger.Claim(ctx, id, requestID)
+		if err != nil || c.Outcome != ledger.Busy || !d.Final {
+			return c, err
+		}
+		wait := c.Entry.LeaseExpires.Sub(s.cfg.Now()) + 50*time.Millisecond
+		if s.cfg.Now().Add(wait).After(deadline) {
+			return c, nil
+		}
+		s.observer.LedgerConflict()
+		select {
+		case <-ctx.Done():
+			return c, nil
+		case <-time.After(wait):
+		}
+	}
 }
 
 // replay answers a request whose identity is already done with the recorded connector.
@@ -96,6 +118,8 @@ func (s *Service) provision(ctx context.Context, req event.Request, d Delivery, 
 	r := req.CredentialsSubmitted
 	lease := claim.Lease
 	var createSent atomic.Bool
+	// createUnsettledAt is when the last create whose outcome we do not know was sent (0: none).
+	var createUnsettledAt atomic.Int64
 
 	// The lease is renewed beside the work; losing it (taken over after a stall) stops the work.
 	workCtx, stop := context.WithCancelCause(ctx)
@@ -124,7 +148,14 @@ func (s *Service) provision(ctx context.Context, req event.Request, d Delivery, 
 	release := func(cause error) Decision {
 		relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := lease.Release(relCtx, createSent.Load()); err != nil {
+		var err error
+		if sent := createUnsettledAt.Load(); sent != 0 {
+			// a create may still be running at Airbyte: keep others from listing until it has settled
+			err = lease.HoldUntil(relCtx, time.Unix(0, sent).Add(s.cfg.CreateSettle))
+		} else {
+			err = lease.Release(relCtx, createSent.Load())
+		}
+		if err != nil {
 			d.Logger.Warn("could not release the lease; it will lapse", "error", err)
 		}
 		return s.fail(req, d, cause)
@@ -161,6 +192,7 @@ func (s *Service) provision(ctx context.Context, req event.Request, d Delivery, 
 			return nil, backoff.Permanent(event.Coded(event.CodeLeaseUnavailable, true, errors.New("lease about to lapse; not creating")))
 		}
 		createSent.Store(true)
+		createUnsettledAt.Store(s.cfg.Now().UnixNano())
 		resp, err := s.airbyte.CreateConnector(budgetCtx, airbyte.ConnectorSourceCreateRequest{
 			Name: r.ConnectorName(), WorkspaceName: r.WorkspaceName, ConnectorType: r.ConnectorType,
 			DefinitionID: r.DefinitionID, SourceTemplateID: r.SourceTemplateID,
@@ -170,9 +202,12 @@ func (s *Service) provision(ctx context.Context, req event.Request, d Delivery, 
 			// The connector may exist now even though we saw a failure: look before the next create.
 			if airbyte.IsAmbiguous(err) || !errors.As(err, new(*airbyte.APIError)) {
 				mustLookup = true
+			} else {
+				createUnsettledAt.Store(0) // a definite answer: nothing was created
 			}
 			return nil, permanentUnlessRetryable(classifyAirbyte("create connector", withCause(workCtx, err)))
 		}
+		createUnsettledAt.Store(0)
 		return createdData(resp, creds), nil
 	}
 	data, err := backoff.RetryWithData(attempt, backoff.WithContext(s.cfg.NewBackOff(), budgetCtx))

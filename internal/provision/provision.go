@@ -68,6 +68,10 @@ type Config struct {
 	LeaseRenewEvery time.Duration
 	// LeaseMargin: a create is not sent unless the lease has at least this long left.
 	LeaseMargin time.Duration
+	// CreateSettle is how long after a create call whose outcome is unknown (timed out, interrupted,
+	// connection lost) Airbyte may still commit it. The lease is held that long before anyone else
+	// may list and create. Keep it above the client's per-attempt timeout.
+	CreateSettle time.Duration
 	// NewBackOff builds the in-process backoff between attempts; nil = exponential with jitter.
 	NewBackOff func() backoff.BackOff
 	Now        func() time.Time
@@ -87,8 +91,8 @@ func New(a Airbyte, s Secrets, l Ledger, o Observer, cfg Config) (*Service, erro
 	if a == nil || s == nil || l == nil || o == nil {
 		return nil, errors.New("provision: airbyte, secrets, ledger and observer are required")
 	}
-	if cfg.Budget <= 0 || cfg.LeaseRenewEvery <= 0 {
-		return nil, errors.New("provision: budget and lease renewal interval must be positive")
+	if cfg.Budget <= 0 || cfg.LeaseRenewEvery <= 0 || cfg.CreateSettle <= 0 {
+		return nil, errors.New("provision: budget, lease renewal interval and create settle time must be positive")
 	}
 	if cfg.Lookup == "" {
 		cfg.Lookup = LookupRecovery
