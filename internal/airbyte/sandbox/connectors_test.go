@@ -230,7 +230,7 @@ func TestConcurrentTraffic(t *testing.T) {
 	srv, base := sandboxtest.Start(t, sandbox.Config{})
 	c := newClient(t, base)
 	op := c.operatorToken()
-	const workers, perWorker = 200, 3
+	const workers, perWorker = 200, 2
 	var wg sync.WaitGroup
 	for i := range workers {
 		wg.Go(func() {
