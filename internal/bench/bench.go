@@ -1,0 +1,549 @@
+// Package bench owns `provisioner bench`: in one invocation it starts an embedded NATS server, the
+// Airbyte sandbox with a per-call latency and R worker replicas (in this process, or as `provisioner
+// run` processes) sharing the consumer, publishes N credentials-submitted requests over W
+// workspaces, waits for every result and reports throughput, end-to-end latency, Airbyte calls and
+// token mints per connector, CPU per request and peak RSS. In the same run it measures a floor: the
+// same NATS and HTTP round trips with no provisioning logic, at the same concurrency, and reports the
+// product's throughput as a ratio of it.
+//
+// The benchmark reports; it never judges. Targets are documented in docs/bench.md.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
+	"github.com/provisioner-dev/provisioner/internal/config"
+	"github.com/provisioner-dev/provisioner/internal/natsembed"
+	"github.com/provisioner-dev/provisioner/internal/secret"
+)
+
+// Config is one benchmark run.
+type Config struct {
+	Requests    int           // N requests, each for a connector of its own
+	Workspaces  int           // W workspaces the requests are spread over, round robin
+	Replicas    int           // R worker replicas sharing the consumer
+	Concurrency int           // requests in flight per replica (the worker's --concurrency)
+	InFlight    int           // requests the driver keeps outstanding; 0 = 2 × Replicas × Concurrency
+	Latency     time.Duration // added by the sandbox to every Airbyte call
+	Lookup      string        // the worker's --lookup: recovery (default) or always
+	// Binary, when set, runs each replica as `Binary run` in a process of its own, so that its CPU
+	// and RSS are its own; empty runs the replicas in this process.
+	Binary string
+	// SkipFloor skips the floor measurement.
+	SkipFloor bool
+	// Dir holds NATS data and secrets; empty = a temporary directory, removed afterwards.
+	Dir string
+	// Timeout bounds each phase's wait for its results; 0 = 10 minutes.
+	Timeout time.Duration
+	// CPUProfile and MemProfile, when set, receive this process's CPU profile of the product phase
+	// and its allocation profile at the end of it (in-process replicas are in it).
+	CPUProfile, MemProfile string
+}
+
+func (c Config) withDefaults() Config {
+	if c.Lookup == "" {
+		c.Lookup = "recovery"
+	}
+	if c.InFlight == 0 {
+		c.InFlight = 2 * c.Replicas * c.Concurrency
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Minute
+	}
+	return c
+}
+
+// Validate names the first setting at fault.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Requests < 1 {
+		errs = append(errs, errors.New("requests must be at least 1"))
+	}
+	if c.Workspaces < 1 {
+		errs = append(errs, errors.New("workspaces must be at least 1"))
+	}
+	if c.Replicas < 1 || c.Replicas > 64 {
+		errs = append(errs, errors.New("replicas must be between 1 and 64"))
+	}
+	if c.Concurrency < 1 || c.Concurrency > 4096 {
+		errs = append(errs, errors.New("concurrency must be between 1 and 4096"))
+	}
+	if c.InFlight < 0 {
+		errs = append(errs, errors.New("inflight must not be negative"))
+	}
+	if c.Latency < 0 {
+		errs = append(errs, errors.New("latency must not be negative"))
+	}
+	if c.Lookup != "" && c.Lookup != "recovery" && c.Lookup != "always" {
+		errs = append(errs, fmt.Errorf("lookup must be recovery or always, got %q", c.Lookup))
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, errors.New("timeout must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Report is what a run measured. Rates are per second of wall time from the first publish to the
+// last result; latencies are from a request's publish to its result's arrival at the driver.
+type Report struct {
+	// Parameters.
+	Requests    int     `json:"requests"`
+	Workspaces  int     `json:"workspaces"`
+	Replicas    int     `json:"replicas"`
+	Concurrency int     `json:"concurrency"`
+	InFlight    int     `json:"inflight"`
+	LatencyMs   float64 `json:"latency_ms"`
+	Lookup      string  `json:"lookup"`
+	Mode        string  `json:"mode"` // "in-process" or "processes"
+	CPUs        int     `json:"cpus"`
+	GoVersion   string  `json:"go_version"`
+
+	// The product.
+	Connectors     int     `json:"connectors"`      // source_created results
+	Errors         int     `json:"errors"`          // error results
+	Repeated       int     `json:"repeated"`        // results seen again for an answered request
+	Created        int64   `json:"sandbox_created"` // connectors the sandbox committed (exactly one per request)
+	ElapsedS       float64 `json:"elapsed_s"`
+	ThroughputPerS float64 `json:"throughput_per_s"`
+	P50Ms          float64 `json:"p50_ms"`
+	P95Ms          float64 `json:"p95_ms"`
+	P99Ms          float64 `json:"p99_ms"`
+	MaxMs          float64 `json:"max_ms"`
+	// APICallsPerConnector is Airbyte calls per connector by operation, tokens included, as the
+	// sandbox counted them; APICallsPerConnectorTotal is their sum.
+	APICallsPerConnector      map[string]float64 `json:"api_calls_per_connector"`
+	APICallsPerConnectorTotal float64            `json:"api_calls_per_connector_total"`
+	TokenMints                map[string]int64   `json:"token_mints"`
+	// BoundPerS is what the sandbox latency allows: Replicas × Concurrency / (Airbyte calls per
+	// connector × Latency); 0 when the latency is 0.
+	BoundPerS    float64 `json:"bound_per_s,omitempty"`
+	RatioToBound float64 `json:"ratio_to_bound,omitempty"`
+	// CPUSPer1k is CPU seconds per 1,000 requests of CPUScope.
+	CPUSPer1k float64 `json:"cpu_s_per_1k"`
+	CPUScope  string  `json:"cpu_scope"`
+	// HarnessCPUSPer1k is, with replicas as processes, this process's share: NATS, sandbox, driver.
+	HarnessCPUSPer1k float64 `json:"harness_cpu_s_per_1k,omitempty"`
+	// PeakRSSMiB is the resident high-water mark of RSSScope during the product phase.
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	RSSScope   string  `json:"rss_scope"`
+
+	// The floor (absent with SkipFloor).
+	FloorPerS      float64 `json:"floor_per_s,omitempty"`
+	RatioToFloor   float64 `json:"ratio_to_floor,omitempty"`
+	FloorP50Ms     float64 `json:"floor_p50_ms,omitempty"`
+	FloorP99Ms     float64 `json:"floor_p99_ms,omitempty"`
+	FloorCPUSPer1k float64 `json:"floor_cpu_s_per_1k,omitempty"`
+	FloorErrors    int     `json:"floor_errors,omitempty"`
+}
+
+// Run runs the benchmark: the product phase, then the floor. Replica and sandbox logs go to logger.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	dir := cfg.Dir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "provisioner-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	secretsDir := filepath.Join(dir, "secrets")
+	if err := writeSecrets(secretsDir, cfg.Workspaces); err != nil {
+		return nil, err
+	}
+	srv, err := natsembed.Start(natsembed.Config{Port: -1, StoreDir: filepath.Join(dir, "nats")})
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Shutdown()
+
+	rep := &Report{
+		Requests: cfg.Requests, Workspaces: cfg.Workspaces, Replicas: cfg.Replicas, Concurrency: cfg.Concurrency,
+		InFlight: cfg.InFlight, LatencyMs: ms(cfg.Latency), Lookup: cfg.Lookup, Mode: "in-process",
+		CPUs: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
+	}
+	if cfg.Binary != "" {
+		rep.Mode = "processes"
+	}
+	if err := runProduct(ctx, cfg, srv.ClientURL(), secretsDir, logger, rep); err != nil {
+		return nil, err
+	}
+	if !cfg.SkipFloor {
+		runtime.GC()
+		if err := runFloor(ctx, cfg, srv.ClientURL(), logger, rep); err != nil {
+			return nil, err
+		}
+	}
+	return rep, nil
+}
+
+// benchCredential is the made-up GitHub token every workspace's secret file holds.
+const benchCredential = "ghp_bench_not_a_real_token"
+
+// writeSecrets writes one file secret per workspace, under the path policy "{workspace_name}/".
+func writeSecrets(dir string, workspaces int) error {
+	body, _ := json.Marshal(map[string]string{"token": benchCredential})
+	for w := range workspaces {
+		p := filepath.Join(dir, workspaceName(w), "github.json")
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return fmt.Errorf("write secrets: %w", err)
+		}
+		if err := os.WriteFile(p, body, 0o600); err != nil {
+			return fmt.Errorf("write secrets: %w", err)
+		}
+	}
+	return nil
+}
+
+func workspaceName(w int) string { return "bench-ws-" + strconv.Itoa(w) }
+
+// requestBody is request i: a connector of its own (the name is unique) in workspace i mod W.
+func requestBody(workspaces int) func(i int, id string) []byte {
+	return func(i int, id string) []byte {
+		ws := workspaceName(i % workspaces)
+		return fmt.Appendf(nil, `{"id":%q,"workspace_name":%q,"connector_type":"github","name":"GitHub %d","credentials_ref":"file:%s/github.json","replication_config":{"repositories":["%s/app"]}}`,
+			id, ws, i, ws, ws)
+	}
+}
+
+// connect opens the driver's connection; a failed PubAck cancels the phase.
+func connect(url string, cancel context.CancelCauseFunc) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url, nats.Name("provisioner-bench-driver"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
+		cancel(fmt.Errorf("publish a request: %w", err))
+	}))
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
+}
+
+func startSandbox(ctx context.Context, latency time.Duration, logger *slog.Logger) (*sandbox.Server, string, func(), error) {
+	var faults sandbox.Faults
+	if latency > 0 {
+		faults.Rules = map[string]sandbox.FaultRule{sandbox.OpAll: {Latency: latency}}
+	}
+	sb := sandbox.New(sandbox.Config{Faults: faults, Logger: logger.With("component", "sandbox")})
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	base, done, err := sb.Serve(sctx, "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		return nil, "", nil, err
+	}
+	return sb, base, func() { cancel(); <-done }, nil
+}
+
+// workerConfig is the replicas' configuration.
+func workerConfig(cfg Config, natsURL, airbyteURL, secretsDir string) (config.Config, error) {
+	wc := config.Default()
+	wc.NATSURL = natsURL
+	wc.AirbyteURL = airbyteURL
+	wc.AirbyteClientID = sandbox.DefaultClientID
+	wc.AirbyteClientSecret = secret.New(sandbox.DefaultClientSecret)
+	wc.SecretsDir = secretsDir
+	wc.SecretPathPolicy = "{workspace_name}/"
+	wc.Concurrency = cfg.Concurrency
+	wc.MaxAckPending = max(wc.MaxAckPending, cfg.InFlight, cfg.Concurrency)
+	wc.Lookup = cfg.Lookup
+	wc.MetricsAddr = ""
+	wc.LogLevel = "warn"
+	if err := wc.Validate(); err != nil {
+		return wc, fmt.Errorf("worker configuration: %w", err)
+	}
+	return wc, nil
+}
+
+func runProduct(ctx context.Context, cfg Config, natsURL, secretsDir string, logger *slog.Logger, rep *Report) (err error) {
+	sb, base, stopSandbox, err := startSandbox(ctx, cfg.Latency, logger)
+	if err != nil {
+		return err
+	}
+	defer stopSandbox()
+	wc, err := workerConfig(cfg, natsURL, base, secretsDir)
+	if err != nil {
+		return err
+	}
+
+	replicas := make([]replica, 0, cfg.Replicas)
+	defer func() {
+		if stopErr := stopAll(replicas); stopErr != nil && err == nil {
+			err = fmt.Errorf("stop replicas: %w", stopErr)
+		}
+	}()
+	for i := range cfg.Replicas {
+		owner := "bench-" + strconv.Itoa(i)
+		var r replica
+		var err error
+		if cfg.Binary != "" {
+			r, err = startSubprocess(ctx, cfg.Binary, wc, owner, logWriter{logger})
+		} else {
+			r, err = startInProcess(ctx, wc, owner, logger)
+		}
+		if err != nil {
+			return err
+		}
+		replicas = append(replicas, r)
+	}
+
+	phaseCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	phaseCtx, cancelTimeout := context.WithTimeoutCause(phaseCtx, cfg.Timeout, fmt.Errorf("timed out after %s", cfg.Timeout))
+	defer cancelTimeout()
+	nc, js, err := connect(natsURL, cancel)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	runtime.GC()
+	resetPeakRSS()
+	cpu0, err := replicaCPU(replicas)
+	if err != nil {
+		return err
+	}
+	self0, err := selfCPU()
+	if err != nil {
+		return err
+	}
+	out, err := drive(phaseCtx, nc, js, load{
+		runID: "bench-" + uuid.NewString()[:8], subject: "provisioner.requests.credentials.submitted",
+		results: "provisioner.results.>", requests: cfg.Requests, inflight: cfg.InFlight, body: requestBody(cfg.Workspaces),
+	})
+	if err != nil {
+		return fmt.Errorf("product: %w", err)
+	}
+	self1, err := selfCPU()
+	if err != nil {
+		return err
+	}
+	cpu1, err := replicaCPU(replicas)
+	if err != nil {
+		return err
+	}
+	if cfg.MemProfile != "" {
+		if err := writeHeapProfile(cfg.MemProfile); err != nil {
+			return err
+		}
+	}
+
+	n := float64(cfg.Requests)
+	rep.Connectors = cfg.Requests - out.failed
+	rep.Errors, rep.Repeated = out.failed, out.repeated
+	rep.ElapsedS = out.elapsed.Seconds()
+	rep.ThroughputPerS = n / out.elapsed.Seconds()
+	rep.P50Ms, rep.P95Ms, rep.P99Ms = ms(percentile(out.latencies, 50)), ms(percentile(out.latencies, 95)), ms(percentile(out.latencies, 99))
+	rep.MaxMs = ms(out.latencies[len(out.latencies)-1])
+
+	st := sb.Stats()
+	rep.Created = st.Created
+	rep.APICallsPerConnector = map[string]float64{}
+	var calls int64
+	for op, c := range st.Requests {
+		if c > 0 {
+			rep.APICallsPerConnector[op] = round(float64(c)/n, 4)
+			calls += c
+		}
+	}
+	rep.APICallsPerConnectorTotal = round(float64(calls)/n, 4)
+	rep.TokenMints = map[string]int64{}
+	for kind, c := range st.TokensMinted {
+		if c > 0 {
+			rep.TokenMints[kind] = c
+		}
+	}
+	if cfg.Latency > 0 {
+		rep.BoundPerS = round(float64(cfg.Replicas*cfg.Concurrency)/(rep.APICallsPerConnectorTotal*cfg.Latency.Seconds()), 1)
+		rep.RatioToBound = round(rep.ThroughputPerS/rep.BoundPerS, 3)
+	}
+	rep.ThroughputPerS = round(rep.ThroughputPerS, 1)
+
+	if cfg.Binary == "" {
+		rep.CPUSPer1k = round((self1-self0).Seconds()/n*1000, 3)
+		rep.CPUScope = "this process: replicas, NATS server, sandbox and driver"
+		rss, err := peakRSS(0)
+		if err != nil {
+			return err
+		}
+		rep.PeakRSSMiB, rep.RSSScope = mib(rss), "this process: replicas, NATS server, sandbox and driver"
+		return nil
+	}
+	rep.CPUSPer1k = round((cpu1-cpu0).Seconds()/n*1000, 3)
+	rep.CPUScope = "worker processes, summed (10 ms resolution)"
+	rep.HarnessCPUSPer1k = round((self1-self0).Seconds()/n*1000, 3)
+	var peak uint64
+	for _, r := range replicas {
+		b, _, err := r.peakRSS()
+		if err != nil {
+			return err
+		}
+		peak = max(peak, b)
+	}
+	rep.PeakRSSMiB, rep.RSSScope = mib(peak), "largest worker process"
+	return nil
+}
+
+// replicaCPU sums the CPU time of replicas that can tell theirs.
+func replicaCPU(rs []replica) (time.Duration, error) {
+	var sum time.Duration
+	for _, r := range rs {
+		d, _, err := r.cpu()
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
+}
+
+func runFloor(ctx context.Context, cfg Config, natsURL string, logger *slog.Logger, rep *Report) error {
+	_, base, stopSandbox, err := startSandbox(ctx, cfg.Latency, logger)
+	if err != nil {
+		return err
+	}
+	defer stopSandbox()
+
+	phaseCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	phaseCtx, cancelTimeout := context.WithTimeoutCause(phaseCtx, cfg.Timeout, fmt.Errorf("timed out after %s", cfg.Timeout))
+	defer cancelTimeout()
+	nc, js, err := connect(natsURL, cancel)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := setupFloor(phaseCtx, js, max(1000, cfg.InFlight)); err != nil {
+		return err
+	}
+
+	// One connection and one HTTP pool per replica, as each worker has its own.
+	workCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, cfg.Replicas)
+	for range cfg.Replicas {
+		wnc, err := nats.Connect(natsURL, nats.Name("provisioner-bench-floor"))
+		if err != nil {
+			stopWorkers()
+			return fmt.Errorf("connect to nats: %w", err)
+		}
+		wjs, err := jetstream.New(wnc)
+		if err != nil {
+			wnc.Close()
+			stopWorkers()
+			return fmt.Errorf("jetstream: %w", err)
+		}
+		wkv, err := wjs.KeyValue(phaseCtx, floorBucket)
+		if err != nil {
+			wnc.Close()
+			stopWorkers()
+			return fmt.Errorf("floor bucket: %w", err)
+		}
+		api := newFloorAPI(base, sandbox.DefaultClientID, secret.New(sandbox.DefaultClientSecret), 2*cfg.Concurrency)
+		w := &floorWorker{js: wjs, kv: wkv, api: api, concurrency: cfg.Concurrency, listFirst: cfg.Lookup == "always"}
+		go func() {
+			err := w.run(workCtx)
+			api.close()
+			wnc.Close()
+			done <- err
+		}()
+	}
+	stopAndWait := func() error {
+		stopWorkers()
+		var errs []error
+		for range cfg.Replicas {
+			errs = append(errs, <-done)
+		}
+		return errors.Join(errs...)
+	}
+
+	self0, err := selfCPU()
+	if err != nil {
+		_ = stopAndWait()
+		return err
+	}
+	out, err := drive(phaseCtx, nc, js, load{
+		runID: "floor-" + uuid.NewString()[:8], subject: floorPrefix + ".requests.credentials.submitted",
+		results: floorPrefix + ".results.>", requests: cfg.Requests, inflight: cfg.InFlight, body: requestBody(cfg.Workspaces),
+	})
+	self1, cpuErr := selfCPU()
+	if stopErr := stopAndWait(); err == nil {
+		err = stopErr
+	}
+	if err != nil {
+		return fmt.Errorf("floor: %w", err)
+	}
+	if cpuErr != nil {
+		return cpuErr
+	}
+	n := float64(cfg.Requests)
+	rep.FloorPerS = round(n/out.elapsed.Seconds(), 1)
+	rep.RatioToFloor = round(rep.ThroughputPerS/rep.FloorPerS, 3)
+	rep.FloorP50Ms, rep.FloorP99Ms = ms(percentile(out.latencies, 50)), ms(percentile(out.latencies, 99))
+	rep.FloorCPUSPer1k = round((self1-self0).Seconds()/n*1000, 3)
+	rep.FloorErrors = out.failed
+	return nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("memory profile: %w", err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		return fmt.Errorf("memory profile: %w", err)
+	}
+	return nil
+}
+
+// logWriter turns a replica's stderr into log lines of the benchmark's logger.
+type logWriter struct{ logger *slog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.logger.Warn("replica", "output", string(p))
+	return len(p), nil
+}
+
+func ms(d time.Duration) float64 { return round(float64(d)/float64(time.Millisecond), 3) }
+func mib(b uint64) float64       { return round(float64(b)/(1<<20), 1) }
+
+func round(v float64, places int) float64 {
+	p := math.Pow(10, float64(places))
+	return math.Round(v*p) / p
+}

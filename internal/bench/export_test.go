@@ -1,0 +1,7 @@
+package bench
+
+// The made-up secrets, for the tests that prove they never reach the output.
+const (
+	Credential      = benchCredential
+	FloorCredential = floorCredential
+)

@@ -1,0 +1,45 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// WriteText writes the report for humans.
+func (r *Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "provisioner bench: %d requests over %d workspaces, %d replica(s) %s × concurrency %d, %d in flight, sandbox latency %gms, lookup %s, %d CPUs, %s\n\n",
+		r.Requests, r.Workspaces, r.Replicas, r.Mode, r.Concurrency, r.InFlight, r.LatencyMs, r.Lookup, r.CPUs, r.GoVersion)
+	fmt.Fprintf(&b, "  connectors/s        %10.1f   (%d connectors, %d errors, %d created at the sandbox, %.2fs)\n", r.ThroughputPerS, r.Connectors, r.Errors, r.Created, r.ElapsedS)
+	if r.FloorPerS > 0 {
+		fmt.Fprintf(&b, "  floor/s             %10.1f   ratio to floor %.3f\n", r.FloorPerS, r.RatioToFloor)
+	}
+	if r.BoundPerS > 0 {
+		fmt.Fprintf(&b, "  latency bound/s     %10.1f   ratio to bound %.3f\n", r.BoundPerS, r.RatioToBound)
+	}
+	fmt.Fprintf(&b, "  latency ms          p50 %.2f   p95 %.2f   p99 %.2f   max %.2f\n", r.P50Ms, r.P95Ms, r.P99Ms, r.MaxMs)
+	if r.FloorPerS > 0 {
+		fmt.Fprintf(&b, "  floor latency ms    p50 %.2f   p99 %.2f\n", r.FloorP50Ms, r.FloorP99Ms)
+	}
+	fmt.Fprintf(&b, "  airbyte calls/conn  %10.3f  ", r.APICallsPerConnectorTotal)
+	for _, op := range slices.Sorted(maps.Keys(r.APICallsPerConnector)) {
+		fmt.Fprintf(&b, " %s %.4f", op, r.APICallsPerConnector[op])
+	}
+	fmt.Fprintf(&b, "\n  token mints         ")
+	for _, kind := range slices.Sorted(maps.Keys(r.TokenMints)) {
+		fmt.Fprintf(&b, " %s %d", kind, r.TokenMints[kind])
+	}
+	fmt.Fprintf(&b, "\n  cpu s per 1k req    %10.3f   (%s)\n", r.CPUSPer1k, r.CPUScope)
+	if r.HarnessCPUSPer1k > 0 {
+		fmt.Fprintf(&b, "  harness cpu s/1k    %10.3f   (this process: NATS server, sandbox, driver)\n", r.HarnessCPUSPer1k)
+	}
+	if r.FloorPerS > 0 {
+		fmt.Fprintf(&b, "  floor cpu s/1k      %10.3f   (this process: floor workers, NATS server, sandbox, driver)\n", r.FloorCPUSPer1k)
+	}
+	fmt.Fprintf(&b, "  peak rss MiB        %10.1f   (%s)\n", r.PeakRSSMiB, r.RSSScope)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
