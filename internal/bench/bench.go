@@ -142,6 +142,9 @@ type Report struct {
 	// PeakRSSMiB is the resident high-water mark of RSSScope during the product phase.
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
 	RSSScope   string  `json:"rss_scope"`
+	// OtherBusyCPUs is how many CPUs other processes of the machine kept busy, on average, during the
+	// product phase: above zero, the figures are of a shared machine.
+	OtherBusyCPUs float64 `json:"other_busy_cpus"`
 
 	// The floor (absent with SkipFloor).
 	FloorPerS      float64 `json:"floor_per_s,omitempty"`
@@ -150,6 +153,8 @@ type Report struct {
 	FloorP99Ms     float64 `json:"floor_p99_ms,omitempty"`
 	FloorCPUSPer1k float64 `json:"floor_cpu_s_per_1k,omitempty"`
 	FloorErrors    int     `json:"floor_errors,omitempty"`
+	// FloorOtherBusyCPUs is OtherBusyCPUs during the floor phase.
+	FloorOtherBusyCPUs float64 `json:"floor_other_busy_cpus,omitempty"`
 }
 
 // Run runs the benchmark: the product phase, then the floor. Replica and sandbox logs go to logger.
@@ -335,11 +340,7 @@ func runProduct(ctx context.Context, cfg Config, natsURL, secretsDir string, log
 	}
 	runtime.GC()
 	resetPeakRSS()
-	cpu0, err := replicaCPU(replicas)
-	if err != nil {
-		return err
-	}
-	self0, err := selfCPU()
+	before, err := takeSample(replicas)
 	if err != nil {
 		return err
 	}
@@ -350,11 +351,7 @@ func runProduct(ctx context.Context, cfg Config, natsURL, secretsDir string, log
 	if err != nil {
 		return fmt.Errorf("product: %w", err)
 	}
-	self1, err := selfCPU()
-	if err != nil {
-		return err
-	}
-	cpu1, err := replicaCPU(replicas)
+	after, err := takeSample(replicas)
 	if err != nil {
 		return err
 	}
@@ -395,8 +392,9 @@ func runProduct(ctx context.Context, cfg Config, natsURL, secretsDir string, log
 	}
 	rep.ThroughputPerS = round(rep.ThroughputPerS, 1)
 
+	rep.OtherBusyCPUs = otherBusy(before, after)
 	if cfg.Binary == "" {
-		rep.CPUSPer1k = round((self1-self0).Seconds()/n*1000, 3)
+		rep.CPUSPer1k = round((after.self-before.self).Seconds()/n*1000, 3)
 		rep.CPUScope = "this process: replicas, NATS server, sandbox and driver"
 		rss, err := peakRSS(0)
 		if err != nil {
@@ -405,9 +403,9 @@ func runProduct(ctx context.Context, cfg Config, natsURL, secretsDir string, log
 		rep.PeakRSSMiB, rep.RSSScope = mib(rss), "this process: replicas, NATS server, sandbox and driver"
 		return nil
 	}
-	rep.CPUSPer1k = round((cpu1-cpu0).Seconds()/n*1000, 3)
+	rep.CPUSPer1k = round((after.replicas-before.replicas).Seconds()/n*1000, 3)
 	rep.CPUScope = "worker processes, summed (10 ms resolution)"
-	rep.HarnessCPUSPer1k = round((self1-self0).Seconds()/n*1000, 3)
+	rep.HarnessCPUSPer1k = round((after.self-before.self).Seconds()/n*1000, 3)
 	var peak uint64
 	for _, r := range replicas {
 		b, _, err := r.peakRSS()
@@ -420,17 +418,38 @@ func runProduct(ctx context.Context, cfg Config, natsURL, secretsDir string, log
 	return nil
 }
 
-// replicaCPU sums the CPU time of replicas that can tell theirs.
-func replicaCPU(rs []replica) (time.Duration, error) {
-	var sum time.Duration
+// sample is where the CPU clocks stand at one moment.
+type sample struct {
+	at       time.Time
+	self     time.Duration // this process
+	replicas time.Duration // replica processes, summed (0 in-process)
+	machine  time.Duration // every process of the machine
+}
+
+func takeSample(rs []replica) (sample, error) {
+	s := sample{at: time.Now()}
+	var err error
+	if s.self, err = selfCPU(); err != nil {
+		return s, err
+	}
 	for _, r := range rs {
 		d, _, err := r.cpu()
 		if err != nil {
-			return 0, err
+			return s, err
 		}
-		sum += d
+		s.replicas += d
 	}
-	return sum, nil
+	if s.machine, err = machineBusy(); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// otherBusy is how many CPUs, on average between two samples, other processes kept busy.
+func otherBusy(a, b sample) float64 {
+	wall := b.at.Sub(a.at).Seconds()
+	other := (b.machine - a.machine) - (b.self - a.self) - (b.replicas - a.replicas)
+	return round(max(other.Seconds(), 0)/wall, 2)
 }
 
 func runFloor(ctx context.Context, cfg Config, natsURL string, logger *slog.Logger, rep *Report) error {
@@ -492,7 +511,7 @@ func runFloor(ctx context.Context, cfg Config, natsURL string, logger *slog.Logg
 		return errors.Join(errs...)
 	}
 
-	self0, err := selfCPU()
+	before, err := takeSample(nil)
 	if err != nil {
 		_ = stopAndWait()
 		return err
@@ -501,21 +520,22 @@ func runFloor(ctx context.Context, cfg Config, natsURL string, logger *slog.Logg
 		runID: "floor-" + uuid.NewString()[:8], subject: floorPrefix + ".requests.credentials.submitted",
 		results: floorPrefix + ".results.>", requests: cfg.Requests, inflight: cfg.InFlight, body: requestBody(cfg.Workspaces),
 	})
-	self1, cpuErr := selfCPU()
+	after, sampleErr := takeSample(nil)
 	if stopErr := stopAndWait(); err == nil {
 		err = stopErr
 	}
 	if err != nil {
 		return fmt.Errorf("floor: %w", err)
 	}
-	if cpuErr != nil {
-		return cpuErr
+	if sampleErr != nil {
+		return sampleErr
 	}
 	n := float64(cfg.Requests)
 	rep.FloorPerS = round(n/out.elapsed.Seconds(), 1)
 	rep.RatioToFloor = round(rep.ThroughputPerS/rep.FloorPerS, 3)
 	rep.FloorP50Ms, rep.FloorP99Ms = ms(percentile(out.latencies, 50)), ms(percentile(out.latencies, 99))
-	rep.FloorCPUSPer1k = round((self1-self0).Seconds()/n*1000, 3)
+	rep.FloorCPUSPer1k = round((after.self-before.self).Seconds()/n*1000, 3)
+	rep.FloorOtherBusyCPUs = otherBusy(before, after)
 	rep.FloorErrors = out.failed
 	return nil
 }

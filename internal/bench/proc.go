@@ -78,3 +78,29 @@ func peakRSS(pid int) (uint64, error) {
 func resetPeakRSS() {
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 }
+
+// machineBusy is the CPU time every CPU of the machine has spent not idle so far, from /proc/stat:
+// with this process's own CPU time it tells how much other processes competed during a phase.
+func machineBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("machine cpu: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 5 || fields[0] != "cpu" {
+		return 0, errors.New("machine cpu: unexpected /proc/stat format")
+	}
+	var busy uint64
+	for i, f := range fields[1:] {
+		if i == 3 || i == 4 || i >= 7 { // idle and iowait; steal is not ours to use, guest is already in user
+			continue
+		}
+		v, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("machine cpu: %w", err)
+		}
+		busy += v
+	}
+	return time.Duration(busy) * time.Second / clockTicks, nil
+}

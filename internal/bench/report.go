@@ -40,6 +40,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "  floor cpu s/1k      %10.3f   (this process: floor workers, NATS server, sandbox, driver)\n", r.FloorCPUSPer1k)
 	}
 	fmt.Fprintf(&b, "  peak rss MiB        %10.1f   (%s)\n", r.PeakRSSMiB, r.RSSScope)
+	fmt.Fprintf(&b, "  other processes     %10.2f   CPUs busy on average during the run", r.OtherBusyCPUs)
+	if r.FloorPerS > 0 {
+		fmt.Fprintf(&b, " (%.2f during the floor)", r.FloorOtherBusyCPUs)
+	}
+	b.WriteString("\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -66,7 +66,9 @@ func (t Topology) RequestSubject(suffix string) string {
 }
 
 // ResultSubject is the subject of a result message.
-func (t Topology) ResultSubject(message string) string { return t.SubjectPrefix + ".results." + message }
+func (t Topology) ResultSubject(message string) string {
+	return t.SubjectPrefix + ".results." + message
+}
 
 // DLQSubject is the dead-letter subject of a request subject's suffix.
 func (t Topology) DLQSubject(suffix string) string { return t.SubjectPrefix + ".dlq." + suffix }
