@@ -232,7 +232,9 @@ func Connect(cfg config.Config, url, name string, logger *slog.Logger, state fun
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
 		nats.RetryOnFailedConnect(false),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			logger.Warn("nats disconnected", "error", err)
+			if err != nil { // nil: our own close or drain
+				logger.Warn("nats disconnected", "error", err)
+			}
 			if state != nil {
 				state(false, "disconnected")
 			}
