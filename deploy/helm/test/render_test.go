@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -11,12 +12,15 @@ import (
 	"strings"
 	"testing"
 
-	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/kube-openapi/pkg/validation/validate"
+	"sigs.k8s.io/yaml"
 )
 
 const (
@@ -67,16 +71,44 @@ func render(t *testing.T, args ...string) (string, error) {
 	return runHelm(t, append(base, args...)...)
 }
 
-// newStrictDecoder decodes YAML into the registered Go types and fails on unknown or duplicate fields.
-func newStrictDecoder(t *testing.T) runtime.Decoder {
+// strictDecoder decodes manifests into Go types or, for the CRDs in crdFiles, through their schema,
+// failing on any unknown, duplicate or mistyped field.
+type strictDecoder struct {
+	core runtime.Decoder
+	crds map[schema.GroupVersionKind]*validate.SchemaValidator
+}
+
+func newStrictDecoder(t *testing.T) *strictDecoder {
 	t.Helper()
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, monitoringv1.AddToScheme, kedav1alpha1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, monitoringv1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			t.Fatalf("build scheme: %v", err)
 		}
 	}
-	return json.NewSerializerWithOptions(json.DefaultMetaFactory, scheme, scheme, json.SerializerOptions{Yaml: true, Strict: true})
+	return &strictDecoder{
+		core: json.NewSerializerWithOptions(json.DefaultMetaFactory, scheme, scheme, json.SerializerOptions{Yaml: true, Strict: true}),
+		crds: crdSchemas(t),
+	}
+}
+
+// decode decodes one YAML document.
+func (d *strictDecoder) decode(doc []byte) (runtime.Object, error) {
+	var tm metav1.TypeMeta
+	if err := yaml.Unmarshal(doc, &tm); err != nil {
+		return nil, fmt.Errorf("read apiVersion and kind: %w", err)
+	}
+	if v, ok := d.crds[tm.GroupVersionKind()]; ok {
+		return validateCustomResource(v, doc)
+	}
+	obj, gvk, err := d.core.Decode(doc, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if obj.GetObjectKind().GroupVersionKind().Empty() {
+		obj.GetObjectKind().SetGroupVersionKind(*gvk)
+	}
+	return obj, nil
 }
 
 // decodeStrict splits a multi-document manifest and decodes every document strictly.
@@ -93,27 +125,23 @@ func decodeStrict(t *testing.T, manifest string) []runtime.Object {
 		if err != nil {
 			t.Fatalf("split manifest: %v", err)
 		}
-		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+		if onlyComments(doc) {
 			continue
 		}
-		obj, gvk, err := dec.Decode(doc, nil, nil)
+		obj, err := dec.decode(doc)
 		if err != nil {
-			t.Fatalf("strict decode failed: %v\n---\n%s", err, doc)
-		}
-		if obj.GetObjectKind().GroupVersionKind().Empty() {
-			obj.GetObjectKind().SetGroupVersionKind(*gvk)
+			t.Fatalf("strict decode: %v\n---\n%s", err, doc)
 		}
 		objs = append(objs, obj)
 	}
 }
 
-// stripComments drops whole-line YAML comments, e.g. helm's "# Source:" lines.
-func stripComments(doc []byte) []byte {
-	var out [][]byte
+// onlyComments reports whether a document holds nothing but comments and blank lines.
+func onlyComments(doc []byte) bool {
 	for _, line := range bytes.Split(doc, []byte("\n")) {
-		if !bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
-			out = append(out, line)
+		if l := bytes.TrimSpace(line); len(l) > 0 && l[0] != '#' {
+			return false
 		}
 	}
-	return bytes.Join(out, []byte("\n"))
+	return true
 }
