@@ -364,7 +364,7 @@ func runProduct(ctx context.Context, cfg Config, natsURL, secretsDir string, log
 	n := float64(cfg.Requests)
 	rep.Connectors = cfg.Requests - out.failed
 	rep.Errors, rep.Repeated = out.failed, out.repeated
-	rep.ElapsedS = out.elapsed.Seconds()
+	rep.ElapsedS = round(out.elapsed.Seconds(), 3)
 	rep.ThroughputPerS = n / out.elapsed.Seconds()
 	rep.P50Ms, rep.P95Ms, rep.P99Ms = ms(percentile(out.latencies, 50)), ms(percentile(out.latencies, 95)), ms(percentile(out.latencies, 99))
 	rep.MaxMs = ms(out.latencies[len(out.latencies)-1])
