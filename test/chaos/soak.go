@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -113,7 +114,8 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 			"--log-format", "json",
 		},
 		// the client secret travels in the environment, never on a command line
-		Env: []string{"PROVISIONER_AIRBYTE_CLIENT_SECRET=" + sandbox.DefaultClientSecret},
+		Env:           []string{"PROVISIONER_AIRBYTE_CLIENT_SECRET=" + sandbox.DefaultClientSecret},
+		StartedMarker: `"msg":"worker started"`,
 	}, o.workers, logger)
 	if err != nil {
 		return nil, err
@@ -188,7 +190,15 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 	for _, s := range invalid {
 		rep.Problems = append(rep.Problems, "unreadable result: "+s)
 	}
-	rep.Problems = append(rep.Problems, workers.Unexpected()...)
+	var notes []string
+	for _, e := range workers.Unexpected() {
+		if e.Started {
+			rep.Problems = append(rep.Problems, e.String())
+		} else {
+			// a start-up that fails while NATS is away is the supervisor's to retry; worth a note
+			notes = append(notes, e.String())
+		}
+	}
 	rep.Problems = append(rep.Problems, unclean...)
 	leaks := reader.Leaks()
 	logLeaks, err := scanLogs(workers.Logs(), needles)
@@ -198,21 +208,19 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 	for k, v := range logLeaks {
 		leaks[k] += v
 	}
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range leaks {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, k := range slices.Sorted(maps.Keys(leaks)) {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("secret or token leaked: %s (%d times)", k, leaks[k]))
 	}
 
 	kills, restarts := ch.counts()
 	stats := sb.Stats()
 	fmt.Fprintf(out, "chaos: converged in %s; kills=%d nats_restarts=%d worker_logs=%d\n", converged.Round(time.Millisecond), kills, restarts, len(workers.Logs()))
-	fmt.Fprintf(out, "chaos: sandbox requests=%v faults=%v created=%d committed_then_failed=%d tokens=%v\n",
-		stats.Requests, stats.Faults, stats.Created, stats.CommittedThenFailed, stats.TokensMinted)
+	fmt.Fprintf(out, "chaos: sandbox calls: %s\n", counts(stats.Requests))
+	fmt.Fprintf(out, "chaos: sandbox faults: %s; connectors created=%d (committed then failed=%d); tokens minted: %s\n",
+		counts(stats.Faults), stats.Created, stats.CommittedThenFailed, counts(stats.TokensMinted))
+	for _, n := range notes {
+		fmt.Fprintln(out, "chaos: note:", n)
+	}
 	if !rep.OK() {
 		report(out, rep, tl, workers.Logs())
 	}
@@ -357,7 +365,7 @@ func (c *chaos) run(ctx context.Context, steps []step, progress func() float64) 
 			c.restarts.Add(1)
 			continue
 		}
-		n := c.rng.IntN(len(c.workers.procs))
+		n := c.rng.IntN(c.workers.Len())
 		pause := time.Duration(c.rng.Int64N(int64(time.Second)))
 		c.logger.Info("chaos: SIGKILL", "worker", n, "restart_after", pause.Round(time.Millisecond), "progress", fmt.Sprintf("%.0f%%", 100*progress()))
 		if err := c.workers.Kill(ctx, n, pause); err != nil {
@@ -479,4 +487,18 @@ func report(out io.Writer, rep Report, tl *Timeline, logs []string) {
 			fmt.Fprintln(out, "   ", strings.TrimSpace(l))
 		}
 	}
+}
+
+// counts prints the non-zero counters, sorted by name.
+func counts(m map[string]int64) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if m[k] != 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " ")
 }
