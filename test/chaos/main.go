@@ -48,6 +48,7 @@ type options struct {
 	maxDeliver   int
 	faultRate    float64
 	commitFail   float64
+	latency      time.Duration
 	lookup       string
 	dir          string
 	keep         bool
@@ -75,6 +76,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.maxDeliver, "max-deliver", 10, "--max-deliver of each worker")
 	fs.Float64Var(&o.faultRate, "fault-rate", 0.03, "share of every sandbox call answered 500, 502 or 503")
 	fs.Float64Var(&o.commitFail, "commit-then-fail", 0.03, "share of creates committed whose response is lost")
+	fs.DurationVar(&o.latency, "latency", 20*time.Millisecond, "every sandbox call takes 2ms up to this long")
 	fs.StringVar(&o.lookup, "lookup", "recovery", "--lookup of each worker: recovery or always")
 	fs.StringVar(&o.dir, "dir", "", "work directory (empty = a new temporary one, removed after a passing run)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, NATS store) after a passing run")
@@ -98,6 +100,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-kills and -nats-restarts must not be negative")
 	case o.faultRate < 0 || o.faultRate > 0.5 || o.commitFail < 0 || o.commitFail > 0.5:
 		return o, fmt.Errorf("-fault-rate and -commit-then-fail must be within [0, 0.5]")
+	case o.latency < 2*time.Millisecond:
+		return o, fmt.Errorf("-latency must be at least 2ms")
 	case o.lookup != "recovery" && o.lookup != "always":
 		return o, fmt.Errorf("-lookup must be recovery or always")
 	}

@@ -253,13 +253,13 @@ func writeSecrets(dir string, p *Plan) error {
 	return nil
 }
 
-// faultPlan is what the sandbox does wrong: every call waits 2-20ms and fails 5xx at faultRate,
+// faultPlan is what the sandbox does wrong: every call waits 2ms-latency and fails 5xx at faultRate,
 // every operation throttles 3 calls in 100 with a 429 and Retry-After 1s, and creates commit and
 // then fail at commitFail.
 func faultPlan(o options) sandbox.Faults {
 	third := o.faultRate / 3
 	base := sandbox.FaultRule{
-		Latency: 2 * time.Millisecond, LatencyJitter: 18 * time.Millisecond,
+		Latency: 2 * time.Millisecond, LatencyJitter: o.latency - 2*time.Millisecond,
 		ErrorRates:     map[int]float64{500: third, 502: third, 503: third},
 		RateLimitBurst: sandbox.RateLimitBurst{Every: 100, Length: 3, RetryAfter: time.Second},
 	}
