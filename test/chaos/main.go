@@ -49,6 +49,8 @@ type options struct {
 	faultRate    float64
 	commitFail   float64
 	latency      time.Duration
+	lateResends  int
+	lateAfter    time.Duration
 	lookup       string
 	dir          string
 	keep         bool
@@ -77,6 +79,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.faultRate, "fault-rate", 0.03, "share of every sandbox call answered 500, 502 or 503")
 	fs.Float64Var(&o.commitFail, "commit-then-fail", 0.03, "share of creates committed whose response is lost")
 	fs.DurationVar(&o.latency, "latency", 20*time.Millisecond, "every sandbox call takes 2ms up to this long")
+	fs.IntVar(&o.lateResends, "late-resends", 0, "request ids published once more -late-after the run converged (past the duplicate windows)")
+	fs.DurationVar(&o.lateAfter, "late-after", 2*time.Minute+10*time.Second, "how long after convergence the late resends go out")
 	fs.StringVar(&o.lookup, "lookup", "recovery", "--lookup of each worker: recovery or always")
 	fs.StringVar(&o.dir, "dir", "", "work directory (empty = a new temporary one, removed after a passing run)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, NATS store) after a passing run")
@@ -96,8 +100,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case o.workers < 1:
 		return o, fmt.Errorf("-workers must be at least 1")
-	case o.kills < 0 || o.natsRestarts < 0:
-		return o, fmt.Errorf("-kills and -nats-restarts must not be negative")
+	case o.kills < 0 || o.natsRestarts < 0 || o.lateResends < 0:
+		return o, fmt.Errorf("-kills, -nats-restarts and -late-resends must not be negative")
 	case o.faultRate < 0 || o.faultRate > 0.5 || o.commitFail < 0 || o.commitFail > 0.5:
 		return o, fmt.Errorf("-fault-rate and -commit-then-fail must be within [0, 0.5]")
 	case o.latency < 2*time.Millisecond:

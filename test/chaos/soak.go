@@ -163,10 +163,13 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 
 	var problems []string
 	convergeErr := converge(runCtx, js, logger, len(plan.Sends), len(plan.Requests), &published, pubDone, chaosDone, reader, ch)
+	converged := time.Since(began)
+	if convergeErr == nil && o.lateResends > 0 {
+		convergeErr = resendLate(runCtx, js, plan, o.lateResends, o.lateAfter, tl, logger, reader, ch)
+	}
 	if convergeErr != nil {
 		problems = append(problems, convergeErr.Error())
 	}
-	converged := time.Since(began)
 
 	// Stop the workers before the final count: nothing may change under it.
 	stopReader()
@@ -416,6 +419,32 @@ func converge(ctx context.Context, js jetstream.JetStream, logger *slog.Logger, 
 			return nil
 		}
 	}
+}
+
+// resendLate publishes n request ids once more, after the run converged and pause passed (a
+// client retrying much later, past the duplicate windows), and waits for the run to settle again.
+func resendLate(ctx context.Context, js jetstream.JetStream, p *Plan, n int, pause time.Duration, tl *Timeline, logger *slog.Logger, reader *ResultReader, ch *chaos) error {
+	late := &Plan{Requests: p.Requests}
+	for i, r := range p.Requests {
+		if len(late.Sends) == n {
+			break
+		}
+		if !r.MissingSecret {
+			late.Sends = append(late.Sends, Send{Request: i, Copy: -1, MsgID: r.ID + "#late"})
+		}
+	}
+	logger.Info("waiting to resend late", "requests", len(late.Sends), "after", pause)
+	select {
+	case <-time.After(pause):
+	case <-ctx.Done():
+		return fmt.Errorf("late resends: %w", ctx.Err())
+	}
+	var published atomic.Int64
+	pubDone := make(chan error, 1)
+	pubDone <- Publish(ctx, js, late, 0, tl, func(i int) { published.Store(int64(i)) }, logger)
+	chaosDone := make(chan struct{})
+	close(chaosDone)
+	return converge(ctx, js, logger, len(late.Sends), len(p.Requests), &published, pubDone, chaosDone, reader, ch)
 }
 
 // observe collects the final state once the workers are stopped.
