@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +60,7 @@ func Topology(cfg config.Config) consumer.Topology {
 	return consumer.Topology{
 		SubjectPrefix: cfg.SubjectPrefix, RequestsStream: cfg.RequestsStream, ResultsStream: cfg.ResultsStream,
 		DLQStream: cfg.DLQStream, Consumer: cfg.Consumer, Replicas: cfg.StreamReplicas,
+		DuplicateWindow: cfg.DuplicateWindow,
 	}.WithDefaults()
 }
 
@@ -124,11 +126,25 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	topo := Topology(cfg)
-	if _, err := consumer.Setup(ctx, js, topo, consumer.ConsumerPolicy{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}); err != nil {
-		return fmt.Errorf("set up streams: %w", err)
-	}
 	leaseTTL := 2 * cfg.AckWait
-	led, err := ledger.Open(ctx, js, ledger.Config{Bucket: cfg.LedgerBucket, Replicas: cfg.StreamReplicas, LeaseTTL: leaseTTL, Owner: owner})
+	var led *ledger.Ledger
+	// JetStream may be briefly unavailable (a server restarting, a cluster electing a leader): retry
+	// the start-up calls until they succeed or the process is told to stop, rather than exit.
+	err = backoff.RetryNotify(func() error {
+		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if _, err := consumer.Setup(callCtx, js, topo, consumer.ConsumerPolicy{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}); err != nil {
+			return fmt.Errorf("set up streams: %w", err)
+		}
+		l, err := ledger.Open(callCtx, js, ledger.Config{Bucket: cfg.LedgerBucket, Replicas: cfg.StreamReplicas, LeaseTTL: leaseTTL, Owner: owner})
+		if err != nil {
+			return err
+		}
+		led = l
+		return nil
+	}, backoff.WithContext(startupBackOff(), ctx), func(err error, next time.Duration) {
+		logger.Warn("jetstream not ready; retrying", "error", err, "in", next)
+	})
 	if err != nil {
 		return err
 	}
@@ -199,6 +215,15 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 		logger.Warn("nats drain", "error", err)
 	}
 	return nil
+}
+
+// startupBackOff retries start-up calls without end; the context bounds it.
+func startupBackOff() backoff.BackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 250 * time.Millisecond
+	b.MaxInterval = 5 * time.Second
+	b.MaxElapsedTime = 0
+	return b
 }
 
 func startEmbedded(cfg config.Config) (*natsembed.Server, error) {

@@ -444,3 +444,24 @@ func (e *env) streamBodies(stream string) string {
 	}
 	return b.String()
 }
+
+// Copies of a failing request (same id) end in one error result and one dead letter.
+func TestOneDeadLetterPerRequest(t *testing.T) {
+	e := newEnv(t, sandbox.Config{})
+	e.start(nil)
+	for range 3 {
+		e.publish("credentials.submitted", credentialsRequest("req-gone", "acme", "github", "file:acme/nowhere.json"))
+	}
+	e.publish("credentials.submitted", credentialsRequest("req-gone-2", "acme", "github", "file:acme/nowhere.json"))
+	byID := e.byRequest(e.results(2, 20*time.Second))
+	if len(byID) != 2 || byID["req-gone"].Error == nil || byID["req-gone"].Error.Code != event.CodeSecretNotFound {
+		t.Fatalf("results %+v", byID)
+	}
+	waitFor(t, 10*time.Second, "the queue to empty", func() bool { return e.streamCount("PROVISIONER_REQUESTS") == 0 })
+	if n := e.streamCount("PROVISIONER_DLQ"); n != 2 {
+		t.Fatalf("%d dead letters for 2 request ids", n)
+	}
+	if n := e.streamCount("PROVISIONER_RESULTS"); n != 2 {
+		t.Fatalf("%d results stored for 2 request ids", n)
+	}
+}

@@ -40,6 +40,8 @@ type Config struct {
 	Consumer       string
 	LedgerBucket   string
 	StreamReplicas int
+	// DuplicateWindow is how long the streams remember Nats-Msg-Ids (a re-published result is stored once).
+	DuplicateWindow time.Duration
 
 	Concurrency   int
 	AckWait       time.Duration
@@ -73,7 +75,7 @@ func Default() Config {
 		NATSStoreDir: "./.provisioner/nats", NATSListen: "127.0.0.1:4222",
 		SubjectPrefix:  "provisioner",
 		RequestsStream: "PROVISIONER_REQUESTS", ResultsStream: "PROVISIONER_RESULTS", DLQStream: "PROVISIONER_DLQ",
-		Consumer: "provisioner", LedgerBucket: "provisioner_ledger", StreamReplicas: 1,
+		Consumer: "provisioner", LedgerBucket: "provisioner_ledger", StreamReplicas: 1, DuplicateWindow: 2 * time.Minute,
 		Concurrency: 16, AckWait: 30 * time.Second, MaxDeliver: 8, MaxAckPending: 1000,
 		AirbyteURL: "https://api.airbyte.ai", AirbyteTimeout: 10 * time.Second,
 		SecretsDir:  "./secrets",
@@ -114,6 +116,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.Consumer, "consumer", c.Consumer, "durable consumer name shared by all replicas")
 	fs.StringVar(&c.LedgerBucket, "ledger-bucket", c.LedgerBucket, "KV bucket of the idempotency ledger")
 	fs.IntVar(&c.StreamReplicas, "stream-replicas", c.StreamReplicas, "replicas of the streams and the ledger bucket (1 for a single server)")
+	fs.DurationVar(&c.DuplicateWindow, "duplicate-window", c.DuplicateWindow, "how long the streams remember Nats-Msg-Ids: a result re-published within it is stored once (consumers dedupe on request_id beyond it)")
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "requests in flight per replica")
 	fs.DurationVar(&c.AckWait, "ack-wait", c.AckWait, "how long a delivery may go without an ack or progress before redelivery")
 	fs.IntVar(&c.MaxDeliver, "max-deliver", c.MaxDeliver, "deliveries a request gets; the last one ends it with an error result and a dead letter")
@@ -211,6 +214,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		bad("stream-replicas", "must be between 1 and 5, got %d", c.StreamReplicas)
+	}
+	if c.DuplicateWindow < time.Second || c.DuplicateWindow > 24*time.Hour {
+		bad("duplicate-window", "must be between 1s and 24h, got %s", c.DuplicateWindow)
 	}
 	if c.Concurrency < 1 || c.Concurrency > 4096 {
 		bad("concurrency", "must be between 1 and 4096, got %d", c.Concurrency)

@@ -82,8 +82,8 @@ type DeadLetter struct {
 }
 
 // PublishDeadLetter copies a request to the dead-letter stream with its original body and headers
-// plus the reason. Its Nats-Msg-Id is derived from the request's stream sequence, so a redelivery
-// that dead-letters again does not store a second copy.
+// plus the reason. Its Nats-Msg-Id is derived from the request id, so a redelivery or a second copy
+// of the request that dead-letters again does not store a second dead letter.
 func (p *Publisher) PublishDeadLetter(ctx context.Context, orig jetstream.Msg, dl DeadLetter, now time.Time) error {
 	msg := &nats.Msg{Subject: p.topo.DLQSubject(p.suffix(orig.Subject())), Data: orig.Data(), Header: nats.Header{}}
 	for k, vs := range orig.Headers() {
@@ -98,7 +98,13 @@ func (p *Publisher) PublishDeadLetter(ctx context.Context, orig jetstream.Msg, d
 	if meta, err := orig.Metadata(); err == nil {
 		seq, stream = meta.Sequence.Stream, meta.Stream
 	}
-	msg.Header.Set(jetstream.MsgIDHeader, "dlq:"+stream+":"+strconv.FormatUint(seq, 10))
+	// one dead letter per request: copies of a request (same id) and redeliveries collapse within the
+	// duplicate window; a body without a readable id is keyed on its stream sequence
+	dlqID := "dlq:" + stream + ":" + strconv.FormatUint(seq, 10)
+	if dl.RequestID != "" && !strings.HasPrefix(dl.RequestID, "seq-") {
+		dlqID = "dlq:" + dl.RequestID
+	}
+	msg.Header.Set(jetstream.MsgIDHeader, dlqID)
 	msg.Header.Set(HeaderDLQReason, string(dl.Reason))
 	msg.Header.Set(HeaderDLQError, headerSafe(dl.Error))
 	msg.Header.Set(HeaderDLQSubject, orig.Subject())

@@ -108,6 +108,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	cons, err := w.js.Consumer(ctx, w.cfg.Topology.RequestsStream, w.cfg.Topology.Consumer)
 	if err != nil {
 		w.ready.Set("consumer", false, "not bound")
+		if ctx.Err() != nil {
+			return nil // stopped before it began: nothing to drain
+		}
 		return fmt.Errorf("bind consumer %s: %w", w.cfg.Topology.Consumer, err)
 	}
 	// Buffer no more than we can start: a buffered message's AckWait is already running.
