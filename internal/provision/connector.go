@@ -273,16 +273,11 @@ func (s *Service) lookup(ctx context.Context, r *event.CredentialsSubmitted) (*s
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt.Time), strings.Compare(a.ID, b.ID))
 	})
 	c := matches[0]
-	cfg := replicationConfig(r.ReplicationConfig)
-	if cfg == nil {
-		cfg = map[string]any{}
-	}
-	cfg["credentials"] = event.RedactedCredentials
 	t := c.SummarizedSourceTemplate
 	return &sourceData{
 		ID: c.ID, Name: c.Name,
 		SourceTemplate:    sourceTemplate{ID: t.ID, Name: t.Name, SourceDefinitionID: t.ActorDefinitionID, Mode: string(t.Mode)},
-		ReplicationConfig: cfg,
+		ReplicationConfig: redactedConfig(r.ReplicationConfig, nil),
 		CreatedAt:         timePtr(c.CreatedAt), UpdatedAt: timePtr(c.UpdatedAt),
 	}, nil
 }
@@ -302,26 +297,32 @@ func sameKind(r *event.CredentialsSubmitted, t airbyte.SummarizedSourceTemplate)
 // createdData builds the result data from a create response, with every trace of the credentials
 // replaced: the credentials key, and any value equal to a credential wherever Airbyte echoed it.
 func createdData(resp *airbyte.ConnectorSourceCreateResponse, creds secret.Fields) *sourceData {
-	cfg := map[string]any{}
-	if len(resp.ReplicationConfig) > 0 {
-		_ = json.Unmarshal(resp.ReplicationConfig, &cfg)
-	}
-	if cfg == nil {
-		cfg = map[string]any{}
-	}
 	var values []string
 	creds.RevealEach(func(_, v string) { values = append(values, v) })
-	for k, v := range cfg {
-		cfg[k] = scrub(v, values)
-	}
-	cfg["credentials"] = event.RedactedCredentials
 	t := resp.SourceTemplate
 	return &sourceData{
 		ID: resp.ID, Name: resp.Name,
 		SourceTemplate:    sourceTemplate{ID: t.ID, Name: t.Name, SourceDefinitionID: t.SourceDefinitionID, Mode: string(t.Mode)},
-		ReplicationConfig: cfg,
+		ReplicationConfig: redactedConfig(resp.ReplicationConfig, values),
 		CreatedAt:         timePtr(resp.CreatedAt), UpdatedAt: timePtr(resp.UpdatedAt),
 	}
+}
+
+// redactedConfig is a replication_config fit for a result: the credentials key replaced, and any
+// string holding one of the secrets scrubbed wherever it appears.
+func redactedConfig(raw json.RawMessage, secrets []string) map[string]any {
+	cfg := map[string]any{}
+	if len(raw) > 0 {
+		_ = json.Unmarshal(raw, &cfg)
+	}
+	if cfg == nil {
+		cfg = map[string]any{}
+	}
+	for k, v := range cfg {
+		cfg[k] = scrub(v, secrets)
+	}
+	cfg["credentials"] = event.RedactedCredentials
+	return cfg
 }
 
 func scrub(v any, secrets []string) any {
