@@ -29,6 +29,7 @@ import (
 	"github.com/provisioner-dev/provisioner/internal/consumer"
 	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/ledger"
+	"github.com/provisioner-dev/provisioner/internal/logattr"
 	"github.com/provisioner-dev/provisioner/internal/metrics"
 	"github.com/provisioner-dev/provisioner/internal/natsembed"
 	"github.com/provisioner-dev/provisioner/internal/provision"
@@ -71,6 +72,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	logger = slog.New(logattr.NewHandler(logger.Handler()))
 	reg := opts.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()

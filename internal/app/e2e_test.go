@@ -107,5 +107,20 @@ func TestEndToEnd(t *testing.T) {
 		if !strings.Contains(logs, `"request_id":"req-gh"`) {
 			t.Fatal("request lines do not carry the request id")
 		}
+		// every line about a request names it, including the Airbyte client's own lines
+		var airbyteLines int
+		for _, line := range strings.Split(logs, "\n") {
+			if strings.Contains(line, `"msg":"airbyte call"`) && strings.Contains(line, `"operation":"connectors_create"`) {
+				airbyteLines++
+				for _, attr := range []string{`"request_id":`, `"workspace":"acme"`, `"connector_kind":`} {
+					if !strings.Contains(line, attr) {
+						t.Errorf("airbyte line without %s: %s", attr, line)
+					}
+				}
+			}
+		}
+		if airbyteLines == 0 {
+			t.Fatal("no airbyte call lines at debug level")
+		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/provisioner-dev/provisioner/internal/event"
+	"github.com/provisioner-dev/provisioner/internal/logattr"
 	"github.com/provisioner-dev/provisioner/internal/provision"
 )
 
@@ -243,11 +244,14 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 			Result: event.ErrorResult(kind, id, ws, delivery, code, errorText(err), false, w.cfg.Now()),
 		}
 	} else {
-		logger = logger.With("request_id", req.ID(), "workspace", req.WorkspaceName())
+		attrs := []slog.Attr{slog.String("request_id", req.ID()), slog.String("workspace", req.WorkspaceName())}
 		if req.CredentialsSubmitted != nil {
-			logger = logger.With("connector_kind", req.CredentialsSubmitted.ConnectorKind())
+			attrs = append(attrs, slog.String("connector_kind", req.CredentialsSubmitted.ConnectorKind()))
 		}
-		dec = w.handler.Handle(ctx, req, provision.Delivery{Number: delivery, Final: final, Logger: logger})
+		logger = slog.New(logger.Handler().WithAttrs(attrs))
+		// lines logged with the request's context (the Airbyte client, the secret store) carry them too
+		reqCtx := logattr.With(ctx, attrs...)
+		dec = w.handler.Handle(reqCtx, req, provision.Delivery{Number: delivery, Final: final, Logger: logger})
 	}
 	stopHB()
 
