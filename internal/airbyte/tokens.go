@@ -97,7 +97,14 @@ func (c *Client) ScopedToken(ctx context.Context, workspaceName string) (secret.
 // Workspace returns the workspace the scoped token of workspaceName belongs to, read from the token's
 // claims (minting the token, and so creating the workspace, if needed). It makes no other call.
 func (c *Client) Workspace(ctx context.Context, workspaceName string) (WorkspaceRef, error) {
-	t, err := c.scopedToken(ctx, workspaceName)
+	return c.EnsureWorkspace(ctx, workspaceName, "")
+}
+
+// EnsureWorkspace is Workspace for a customer being onboarded: if the workspace does not exist yet,
+// the mint that creates it asks for regionID (RegionUS, RegionEU; "" = Airbyte's default). A workspace
+// that exists keeps its region.
+func (c *Client) EnsureWorkspace(ctx context.Context, workspaceName, regionID string) (WorkspaceRef, error) {
+	t, err := c.scopedTokenIn(ctx, workspaceName, regionID)
 	if err != nil {
 		return WorkspaceRef{}, err
 	}
@@ -150,6 +157,11 @@ func (c *Client) operatorToken(ctx context.Context) (*cachedToken, error) {
 }
 
 func (c *Client) scopedToken(ctx context.Context, workspace string) (*cachedToken, error) {
+	return c.scopedTokenIn(ctx, workspace, "")
+}
+
+// scopedTokenIn returns the workspace's scoped token; a mint, if needed, names regionID.
+func (c *Client) scopedTokenIn(ctx context.Context, workspace, regionID string) (*cachedToken, error) {
 	if workspace == "" {
 		return nil, errNoWorkspace
 	}
@@ -158,7 +170,7 @@ func (c *Client) scopedToken(ctx context.Context, workspace string) (*cachedToke
 		return t, nil
 	}
 	return c.mint(ctx, workspace, KindScoped, func(ctx context.Context) (*cachedToken, error) {
-		return c.mintScoped(ctx, workspace)
+		return c.mintScoped(ctx, workspace, regionID)
 	})
 }
 
@@ -245,8 +257,8 @@ type scopedClaims struct {
 	} `json:"act"`
 }
 
-func (c *Client) mintScoped(ctx context.Context, workspace string) (*cachedToken, error) {
-	body, err := json.Marshal(ScopedTokenCreateRequest{WorkspaceName: workspace})
+func (c *Client) mintScoped(ctx context.Context, workspace, regionID string) (*cachedToken, error) {
+	body, err := json.Marshal(ScopedTokenCreateRequest{WorkspaceName: workspace, RegionID: regionID})
 	if err != nil {
 		return nil, fmt.Errorf("airbyte scoped_token: %w", err)
 	}

@@ -124,3 +124,22 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 }
+
+// A customer onboarded with a region gets its workspace created there.
+func TestOnboardingHonoursTheRegion(t *testing.T) {
+	e := newEnv(t, sandbox.Config{})
+	e.start(nil)
+	e.publish("customer.onboarded", map[string]any{"id": "onb-eu", "workspace_name": "globex", "region_id": sandbox.RegionEU})
+	e.publish("customer.onboarded", map[string]any{"id": "onb-default", "workspace_name": "initech"})
+	byID := e.byRequest(e.results(2, 20*time.Second))
+	for id, ws := range map[string]string{"onb-eu": "globex", "onb-default": "initech"} {
+		if r := byID[id]; r.Message != event.MessageWorkspaceReady || r.WorkspaceName != ws {
+			t.Fatalf("%s: %+v", id, r)
+		}
+	}
+	for ws, want := range map[string]string{"globex": sandbox.RegionEU, "initech": sandbox.RegionUS} {
+		if got, ok := e.sandbox.WorkspaceRegion(ws); !ok || got != want {
+			t.Errorf("workspace %s in region %q, want %q", ws, got, want)
+		}
+	}
+}

@@ -22,6 +22,7 @@ import (
 // Airbyte is what the worker needs of the Airbyte API. Implemented by *airbyte.Client.
 type Airbyte interface {
 	Workspace(ctx context.Context, workspaceName string) (airbyte.WorkspaceRef, error)
+	EnsureWorkspace(ctx context.Context, workspaceName, regionID string) (airbyte.WorkspaceRef, error)
 	ListConnectors(ctx context.Context, p airbyte.ListConnectorsParams) (*airbyte.ConnectorSourceListResponse, error)
 	CreateConnector(ctx context.Context, req airbyte.ConnectorSourceCreateRequest) (*airbyte.ConnectorSourceCreateResponse, error)
 }
@@ -207,7 +208,7 @@ func (s *Service) customerOnboarded(ctx context.Context, req event.Request, d De
 	r := req.CustomerOnboarded
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Budget)
 	defer cancel()
-	ws, err := s.airbyte.Workspace(ctx, r.WorkspaceName)
+	ws, err := s.airbyte.EnsureWorkspace(ctx, r.WorkspaceName, r.RegionID)
 	if err != nil {
 		return s.fail(req, d, classifyAirbyte("workspace", err))
 	}

@@ -161,7 +161,7 @@ func (s *Server) resolveWorkspace(p principal, name string, create bool) (*works
 		return p.workspace, nil
 	}
 	if create {
-		return st.ensureWorkspace(name, s.now()), nil
+		return st.ensureWorkspace(name, "", s.now()), nil
 	}
 	return st.workspaceByName(name), nil
 }

@@ -242,6 +242,16 @@ type Connector struct {
 	CredentialKeys []string  `json:"credential_keys"` // sorted field names, never values
 }
 
+// WorkspaceRegion returns the region a workspace was created in (the region_id of the mint that
+// created it, or the US default), for tests; the API itself does not show it.
+func (s *Server) WorkspaceRegion(workspaceName string) (string, bool) {
+	ws := s.state().workspaceByName(workspaceName)
+	if ws == nil {
+		return "", false
+	}
+	return ws.regionID, true
+}
+
 // Connectors returns the live connectors (and embedded sources) of a workspace, oldest first.
 func (s *Server) Connectors(workspaceName string) []Connector {
 	ws := s.state().workspaceByName(workspaceName)

@@ -32,6 +32,7 @@ func newStore() *store {
 type workspace struct {
 	id        string
 	name      string
+	regionID  string // where it was created; Airbyte's default (US) when the mint named none
 	createdAt time.Time
 
 	mu      sync.Mutex
@@ -69,7 +70,7 @@ func (st *store) workspaceByName(name string) *workspace {
 
 // ensureWorkspace returns the workspace with this exact name, creating it once, whatever the
 // number of concurrent callers.
-func (st *store) ensureWorkspace(name string, now time.Time) *workspace {
+func (st *store) ensureWorkspace(name, regionID string, now time.Time) *workspace {
 	if ws := st.workspaceByName(name); ws != nil {
 		return ws
 	}
@@ -78,7 +79,10 @@ func (st *store) ensureWorkspace(name string, now time.Time) *workspace {
 	if ws, ok := st.byName[name]; ok {
 		return ws
 	}
-	ws := &workspace{id: uuid.NewString(), name: name, createdAt: now}
+	if regionID == "" {
+		regionID = RegionUS
+	}
+	ws := &workspace{id: uuid.NewString(), name: name, regionID: strings.ToLower(regionID), createdAt: now}
 	st.byName[name] = ws
 	st.byID[ws.id] = ws
 	return ws

@@ -106,7 +106,11 @@ func (s *Server) scopedTokenFor(w http.ResponseWriter, r *http.Request, widget b
 		return "", nil, req, false
 	}
 	now := s.now()
-	ws := s.state().ensureWorkspace(name, now)
+	region := ""
+	if req.RegionID != nil {
+		region = *req.RegionID
+	}
+	ws := s.state().ensureWorkspace(name, region, now)
 	tok, err := s.mintScopedToken(now, p.userID, ws)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "", "internal_error", "cannot mint token")
