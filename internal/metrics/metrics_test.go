@@ -132,7 +132,7 @@ func TestExpositionLintsClean(t *testing.T) {
 	}
 }
 
-// Every metric of docs/metrics.md with the number of series it has before any event.
+// Every metric of the README's metrics section with the number of series it has before any event.
 var wantFamilies = []struct {
 	name   string
 	typ    dto.MetricType
@@ -551,14 +551,23 @@ func TestOptionsExtendTheLists(t *testing.T) {
 	}
 }
 
-// docs/metrics.md documents every provisioner_* metric, and only those.
+// The README's metrics section documents every provisioner_* metric, and only those.
 func TestDocsListEveryMetric(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "metrics.md"))
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	const heading = "## Metrics, health and readiness\n"
+	start := strings.Index(string(readme), heading)
+	if start < 0 {
+		t.Fatal("README has no metrics section")
+	}
+	doc := string(readme[start+len(heading):])
+	if end := strings.Index(doc, "\n## "); end >= 0 {
+		doc = doc[:end]
+	}
 	documented := map[string]bool{}
-	for _, match := range regexp.MustCompile("`(provisioner_[a-z_]+)`").FindAllStringSubmatch(string(doc), -1) {
+	for _, match := range regexp.MustCompile("`(provisioner_[a-z_]+)`").FindAllStringSubmatch(doc, -1) {
 		documented[match[1]] = true
 	}
 	_, reg := newMetrics(t, nil)
@@ -571,13 +580,13 @@ func TestDocsListEveryMetric(t *testing.T) {
 		if name := mf.GetName(); strings.HasPrefix(name, "provisioner_") {
 			registered[name] = true
 			if !documented[name] {
-				t.Errorf("%s is not in docs/metrics.md", name)
+				t.Errorf("%s is not in the README's metrics section", name)
 			}
 		}
 	}
 	for name := range documented {
 		if !registered[name] {
-			t.Errorf("docs/metrics.md lists %s, which is not registered", name)
+			t.Errorf("the README's metrics section lists %s, which is not registered", name)
 		}
 	}
 }
