@@ -194,6 +194,12 @@ func (s *Server) handleConnectorCreate(w http.ResponseWriter, r *http.Request, d
 		src.config = map[string]any{}
 	}
 	delete(src.config, "credentials") // the credentials member is the only place for them
+	s.commit(w, ws, src, d, func(v sourceView) any { return s.connectorResponse(v) })
+}
+
+// commit stores a new connector or source and answers with it, or, when the fault plan says so,
+// fails after the commit: the case no idempotency key protects against.
+func (s *Server) commit(w http.ResponseWriter, ws *workspace, src *source, d decision, answer func(sourceView) any) {
 	s.state().add(ws, src)
 	s.created.Add(1)
 	s.live.Add(1)
@@ -201,7 +207,7 @@ func (s *Server) handleConnectorCreate(w http.ResponseWriter, r *http.Request, d
 		s.failAfterCommit(w, d)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.connectorResponse(src.view()))
+	writeJSON(w, http.StatusOK, answer(src.view()))
 }
 
 func (s *Server) handleConnectorList(w http.ResponseWriter, r *http.Request, _ decision) {

@@ -108,14 +108,7 @@ func (s *Server) handleSourceCreate(w http.ResponseWriter, r *http.Request, d de
 	if req.Name != nil && *req.Name != "" {
 		src.name = *req.Name
 	}
-	s.state().add(ws, src)
-	s.created.Add(1)
-	s.live.Add(1)
-	if d.commitThenFail {
-		s.failAfterCommit(w, d)
-		return
-	}
-	writeJSON(w, http.StatusOK, s.sourceResponse(src.view()))
+	s.commit(w, ws, src, d, func(v sourceView) any { return s.sourceResponse(v) })
 }
 
 func (s *Server) handleSourceList(w http.ResponseWriter, r *http.Request, _ decision) {
