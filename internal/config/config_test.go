@@ -3,6 +3,9 @@ package config_test
 import (
 	"errors"
 	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +102,32 @@ func TestBadEnvValueNamesTheVariableNotTheValue(t *testing.T) {
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		t.Fatal("not a help request")
+	}
+}
+
+// Every PROVISIONER_* variable the Helm chart sets is a setting of run.
+func TestHelmChartSetsOnlyRealSettings(t *testing.T) {
+	known := map[string]bool{}
+	c := config.Default()
+	c.FlagSet("run").VisitAll(func(f *flag.Flag) { known[config.EnvName(f.Name)] = true })
+	files, err := filepath.Glob(filepath.Join("..", "..", "deploy", "helm", "provisioner", "templates", "*"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no chart templates: %v", err)
+	}
+	seen := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range regexp.MustCompile(`PROVISIONER_[A-Z0-9_]+`).FindAllString(string(b), -1) {
+			seen++
+			if !known[name] {
+				t.Errorf("%s sets %s, which is not a setting of provisioner run", filepath.Base(f), name)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("the chart sets no PROVISIONER_* variable")
 	}
 }
