@@ -192,6 +192,20 @@ func requireOperator(p principal) error {
 }
 
 // allowWorkspace refuses a scoped token acting on a workspace other than its own.
+// workspaceByIDFor looks a workspace up by id on behalf of p. An unknown id is forbidden to a scoped
+// token (it may not learn which workspaces exist) and (nil, nil) for an operator; a known one must be
+// p's to use.
+func (s *Server) workspaceByIDFor(p principal, id string) (*workspace, error) {
+	ws := s.state().workspaceByID(id)
+	if ws == nil {
+		if !p.isOperator() {
+			return nil, forbidden("the token is not scoped to this workspace")
+		}
+		return nil, nil
+	}
+	return ws, allowWorkspace(p, ws)
+}
+
 func allowWorkspace(p principal, ws *workspace) error {
 	if p.isOperator() || p.workspace == ws {
 		return nil

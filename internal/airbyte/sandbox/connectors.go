@@ -220,16 +220,9 @@ func (s *Server) handleConnectorList(w http.ResponseWriter, r *http.Request, _ d
 	var ws *workspace
 	switch {
 	case q.Get("workspace_id") != "":
-		ws = s.state().workspaceByID(q.Get("workspace_id"))
-		if ws == nil && !p.isOperator() {
-			writeAuthError(w, forbidden("the token is not scoped to this workspace"))
+		if ws, err = s.workspaceByIDFor(p, q.Get("workspace_id")); err != nil {
+			writeAuthError(w, err)
 			return
-		}
-		if ws != nil {
-			if err := allowWorkspace(p, ws); err != nil {
-				writeAuthError(w, err)
-				return
-			}
 		}
 	default:
 		name := firstNonEmpty(q.Get("workspace_name"), q.Get("customer_name"), q.Get("external_user_id"))

@@ -79,17 +79,13 @@ func (s *Server) handleSourceCreate(w http.ResponseWriter, r *http.Request, d de
 		writeError(w, http.StatusUnprocessableEntity, field, "missing", "field required: "+field)
 		return
 	}
-	ws := s.state().workspaceByID(req.WorkspaceID)
-	if ws == nil {
-		if !p.isOperator() {
-			writeAuthError(w, forbidden("the token is not scoped to this workspace"))
-			return
-		}
-		writeError(w, http.StatusNotFound, "workspace_id", "not_found", "workspace not found")
+	ws, err := s.workspaceByIDFor(p, req.WorkspaceID)
+	if err != nil {
+		writeAuthError(w, err)
 		return
 	}
-	if err := allowWorkspace(p, ws); err != nil {
-		writeAuthError(w, err)
+	if ws == nil {
+		writeError(w, http.StatusNotFound, "workspace_id", "not_found", "workspace not found")
 		return
 	}
 	entry := lookupTemplate(req.SourceTemplateID)
@@ -119,9 +115,8 @@ func (s *Server) handleSourceList(w http.ResponseWriter, r *http.Request, _ deci
 	}
 	var ws *workspace
 	if id := r.URL.Query().Get("workspace_id"); id != "" {
-		ws = s.state().workspaceByID(id)
-		if ws == nil && !p.isOperator() {
-			writeAuthError(w, forbidden("the token is not scoped to this workspace"))
+		if ws, err = s.workspaceByIDFor(p, id); err != nil {
+			writeAuthError(w, err)
 			return
 		}
 	} else if !p.isOperator() {
@@ -131,11 +126,7 @@ func (s *Server) handleSourceList(w http.ResponseWriter, r *http.Request, _ deci
 		return
 	}
 	out := listResponse[sourceListItem]{Data: []sourceListItem{}}
-	if ws != nil {
-		if err := allowWorkspace(p, ws); err != nil {
-			writeAuthError(w, err)
-			return
-		}
+	if ws != nil { // scope already checked: by workspaceByIDFor, or the token's own workspace
 		for _, v := range ws.list("") {
 			icon := v.entry.icon()
 			out.Data = append(out.Data, sourceListItem{
@@ -303,17 +294,13 @@ func (s *Server) handleWorkspaceGet(w http.ResponseWriter, r *http.Request, _ de
 		writeAuthError(w, err)
 		return
 	}
-	ws := s.state().workspaceByID(r.PathValue("workspace_id"))
-	if ws == nil {
-		if !p.isOperator() {
-			writeAuthError(w, forbidden("the token is not scoped to this workspace"))
-			return
-		}
-		writeError(w, http.StatusNotFound, "workspace_id", "not_found", "workspace not found")
+	ws, err := s.workspaceByIDFor(p, r.PathValue("workspace_id"))
+	if err != nil {
+		writeAuthError(w, err)
 		return
 	}
-	if err := allowWorkspace(p, ws); err != nil {
-		writeAuthError(w, err)
+	if ws == nil {
+		writeError(w, http.StatusNotFound, "workspace_id", "not_found", "workspace not found")
 		return
 	}
 	writeJSON(w, http.StatusOK, s.workspaceItem(ws))
