@@ -74,7 +74,7 @@ func (s *Service) credentialsSubmitted(ctx context.Context, req event.Request, d
 		s.observer.LeaseTakeover()
 		d.Logger.Info("took over an expired lease", "previous_attempts", claim.Entry.Attempts-1)
 	}
-	return s.provision(ctx, req, d, claim)
+	return s.provision(ctx, req, d, claim, ref)
 }
 
 // claim claims the identity. On the last delivery a lease held by someone else is waited out (within
@@ -114,7 +114,7 @@ func (s *Service) replay(req event.Request, d Delivery, e ledger.Entry) Decision
 }
 
 // provision does the work under a held lease: fetch, token, lookup-or-create, record.
-func (s *Service) provision(ctx context.Context, req event.Request, d Delivery, claim ledger.Claim) Decision {
+func (s *Service) provision(ctx context.Context, req event.Request, d Delivery, claim ledger.Claim, ref vault.Ref) Decision {
 	r := req.CredentialsSubmitted
 	lease := claim.Lease
 	var createSent atomic.Bool
@@ -161,7 +161,6 @@ func (s *Service) provision(ctx context.Context, req event.Request, d Delivery, 
 		return s.fail(req, d, cause)
 	}
 
-	ref, _ := vault.ParseRef(r.CredentialsRef) // parsed before the claim
 	creds, err := s.secrets.Get(workCtx, ref)
 	s.observer.SecretFetched(s.secrets.Backend(ref), secretOutcome(err))
 	if err != nil {
@@ -363,5 +362,3 @@ func timePtr(t airbyte.Time) *time.Time {
 	u := t.UTC()
 	return &u
 }
-
-func jsonOf(v any) (json.RawMessage, error) { return json.Marshal(v) }

@@ -5,6 +5,7 @@ package provision
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -212,12 +213,13 @@ func (s *Service) customerOnboarded(ctx context.Context, req event.Request, d De
 	if err != nil {
 		return s.fail(req, d, classifyAirbyte("workspace", err))
 	}
-	data, err := jsonOf(map[string]string{"workspace_id": ws.ID, "workspace_name": ws.Name, "organization_id": ws.OrganizationID})
+	data, err := json.Marshal(struct {
+		WorkspaceID    string `json:"workspace_id"`
+		WorkspaceName  string `json:"workspace_name"`
+		OrganizationID string `json:"organization_id,omitempty"`
+	}{ws.ID, ws.Name, ws.OrganizationID})
 	if err != nil {
 		return s.fail(req, d, event.Coded(event.CodeInternal, false, err))
-	}
-	if ws.OrganizationID == "" {
-		data, _ = jsonOf(map[string]string{"workspace_id": ws.ID, "workspace_name": ws.Name})
 	}
 	d.Logger.Debug("workspace ready", "workspace_id", ws.ID)
 	return Decision{Action: Ack, Outcome: OutcomeCreated, Result: &event.Result{
