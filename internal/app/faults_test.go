@@ -465,3 +465,45 @@ func TestOneDeadLetterPerRequest(t *testing.T) {
 		t.Fatalf("%d results stored for 2 request ids", n)
 	}
 }
+
+// With --lookup always, a connector made outside the provisioner (by the widget, say) is adopted;
+// with the default, only the ledger's own history triggers a lookup.
+func TestLookupAlwaysAdoptsForeignConnectors(t *testing.T) {
+	for _, tc := range []struct {
+		lookup         string
+		wantConnectors int
+		wantOutcome    string
+	}{
+		{"always", 1, "adopted"},
+		{"recovery", 2, "created"},
+	} {
+		t.Run(tc.lookup, func(t *testing.T) {
+			e := newEnv(t, sandbox.Config{})
+			e.writeSecret("acme/github.json", map[string]string{"token": "t-foreign"})
+			client, err := airbyte.New(airbyte.Config{BaseURL: e.baseURL, ClientID: sandbox.DefaultClientID, ClientSecret: secret.New(sandbox.DefaultClientSecret)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			foreign, err := client.CreateConnector(context.Background(), airbyte.ConnectorSourceCreateRequest{WorkspaceName: "acme", Name: "github", ConnectorType: "github",
+				Credentials: secret.NewFields(map[string]string{"token": "t-foreign"})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := e.start(func(c *config.Config) { c.Lookup = tc.lookup })
+			e.publish("credentials.submitted", credentialsRequest("req-foreign", "acme", "github", "file:acme/github.json"))
+			res := e.byRequest(e.results(1, 20*time.Second))["req-foreign"]
+			if res.Message != event.MessageSourceCreated {
+				t.Fatalf("result %+v", res)
+			}
+			if got := len(e.sandbox.Connectors("acme")); got != tc.wantConnectors {
+				t.Fatalf("%d connectors, want %d", got, tc.wantConnectors)
+			}
+			if tc.lookup == "always" && connectorIDOf(t, res) != foreign.ID {
+				t.Fatalf("adopted %s, want the foreign %s", connectorIDOf(t, res), foreign.ID)
+			}
+			if counter(t, r.registry, "provisioner_requests_finished_total", map[string]string{"outcome": tc.wantOutcome}) != 1 {
+				t.Fatalf("outcome %s not counted", tc.wantOutcome)
+			}
+		})
+	}
+}
