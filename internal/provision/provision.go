@@ -1,6 +1,13 @@
 // Package provision is the domain step of the provisioner: given one decoded request, it decides
-// what to do and does it — policy check, ledger claim, secret fetch, tokens, lookup-or-create — and
-// returns the result to publish and what to tell the broker. It knows nothing of NATS messages.
+// what to do and does it — policy check, ledger claim in the request's publish order, secret fetch,
+// tokens, the operation at Airbyte — and returns the result to publish and what to tell the broker.
+// It knows nothing of NATS messages.
+//
+// One file per operation: onboard.go (customer.onboarded), upsert.go (credentials.submitted, which
+// creates in create.go, updates an embedded source in place in update.go or replaces an Agent
+// Engine connector in replace.go), disconnect.go (connector.disconnected) and offboard.go
+// (customer.offboarded). claim.go orders requests per identity and holds leases; check.go runs
+// Airbyte's credential check; record.go is what the ledger keeps and results carry.
 package provision
 
 import (
@@ -26,6 +33,9 @@ type Airbyte interface {
 	EnsureWorkspace(ctx context.Context, workspaceName, regionID string) (airbyte.WorkspaceRef, error)
 	ListConnectors(ctx context.Context, p airbyte.ListConnectorsParams) (*airbyte.ConnectorSourceListResponse, error)
 	CreateConnector(ctx context.Context, req airbyte.ConnectorSourceCreateRequest) (*airbyte.ConnectorSourceCreateResponse, error)
+	DeleteConnector(ctx context.Context, workspaceName, id string) (*airbyte.ConnectorSourceDeleteAcceptedResponse, error)
+	UpdateSource(ctx context.Context, workspaceName, id string, req airbyte.SourceUpdateRequest) (*airbyte.SourceUpdateResponse, error)
+	CheckConnectorConfig(ctx context.Context, req airbyte.ConnectorSourceCheckConfigRequest) (*airbyte.ConnectorSourceCheckConfigResponse, error)
 }
 
 // Secrets fetches credentials by reference. Implemented by *vault.Store.
@@ -36,7 +46,8 @@ type Secrets interface {
 
 // Ledger claims connector identities. Implemented by *ledger.Ledger.
 type Ledger interface {
-	Claim(ctx context.Context, id ledger.Identity, requestID string) (ledger.Claim, error)
+	Claim(ctx context.Context, id ledger.Identity, req ledger.Request) (ledger.Claim, error)
+	Note(ctx context.Context, id ledger.Identity, req ledger.Request, record json.RawMessage) (ledger.Claim, error)
 }
 
 // Observer receives the domain events worth counting. Implemented by *metrics.Metrics.
@@ -74,9 +85,16 @@ type Config struct {
 	// connection lost) Airbyte may still commit it. The lease is held that long before anyone else
 	// may list and create. Keep it above the client's per-attempt timeout.
 	CreateSettle time.Duration
+	// CheckCredentials runs Airbyte's credential check before every create or replace, as if each
+	// credentials.submitted said "check": true.
+	CheckCredentials bool
 	// NewBackOff builds the in-process backoff between attempts; nil = exponential with jitter.
 	NewBackOff func() backoff.BackOff
-	Now        func() time.Time
+	// AtStep, when set, is called at each step of an operation whose effect would survive a crash
+	// (tests). A non-nil error stops the handler there as if the process had been killed: nothing
+	// more is written, the lease is left as it is.
+	AtStep func(Step) error
+	Now    func() time.Time
 }
 
 // Service handles requests. It is safe for concurrent use.
@@ -118,7 +136,13 @@ func New(a Airbyte, s Secrets, l Ledger, o Observer, cfg Config) (*Service, erro
 type Delivery struct {
 	Number int  // 1 for the first delivery
 	Final  bool // the last delivery the consumer allows: a retryable failure now ends the request
-	Logger *slog.Logger
+	// Sequence is the request's original stream sequence: its place in the app's publish order
+	// (a replayed dead letter keeps the one it was first published with). 0 = unknown: unordered.
+	Sequence uint64
+	// Revision is the revision of the verdict this delivery produces: 1, or n+1 for the n-th replay
+	// of a dead letter. 0 counts as 1.
+	Revision int
+	Logger   *slog.Logger
 }
 
 // Action tells the consumer what to do with the message.
@@ -150,7 +174,13 @@ func (a Action) String() string {
 const (
 	OutcomeCreated        = "created"
 	OutcomeAdopted        = "adopted"
+	OutcomeUpdated        = "updated"  // an embedded source's configuration was replaced in place
+	OutcomeReplaced       = "replaced" // a connector was replaced by a new one with the new credentials
+	OutcomeDeleted        = "deleted"
+	OutcomeOffboarded     = "offboarded"
 	OutcomeReplayed       = "replayed"
+	OutcomeSuperseded     = "superseded"
+	OutcomeRejected       = "credentials_rejected"
 	OutcomePermanentError = "permanent_error"
 	OutcomeRetry          = "retry"
 	OutcomeDeadLetter     = "dead_letter"
@@ -172,18 +202,36 @@ func (s *Service) Handle(ctx context.Context, req event.Request, d Delivery) Dec
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
+	var dec Decision
 	switch req.Kind {
 	case event.KindCredentialsSubmitted:
-		return s.credentialsSubmitted(ctx, req, d)
+		dec = s.credentialsSubmitted(ctx, req, d)
 	case event.KindCustomerOnboarded:
-		return s.customerOnboarded(ctx, req, d)
+		dec = s.customerOnboarded(ctx, req, d)
+	default:
+		dec = s.fail(req, d, event.Coded(event.CodeUnsupportedSubject, false, fmt.Errorf("unsupported request kind %q", req.Kind)))
 	}
-	return s.fail(req, d, event.Coded(event.CodeUnsupportedSubject, false, fmt.Errorf("unsupported request kind %q", req.Kind)))
+	if dec.Result != nil {
+		dec.Result.Attempts = max(d.Number, 1)
+		dec.Result.ProducedAt = s.cfg.Now().UTC()
+		stampRevision(dec.Result, d)
+	}
+	return dec
 }
 
 // fail turns an error into a Retry, or — when it is permanent or this is the last delivery — a
 // dead-lettered error result.
 func (s *Service) fail(req event.Request, d Delivery, err error) Decision {
+	return s.failAs(req.Kind.ErrorMessage(), req, d, err)
+}
+
+// failAs is fail with the error result's message chosen by the operation (an update's failure is
+// source_update_error, not source_create_error).
+func (s *Service) failAs(message string, req event.Request, d Delivery, err error) Decision {
+	var crash *CrashError
+	if errors.As(err, &crash) {
+		return Decision{Action: Retry, Outcome: OutcomeRetry, Err: err}
+	}
 	code, retryable := event.CodeOf(err)
 	if retryable && !d.Final {
 		return Decision{Action: Retry, Outcome: OutcomeRetry, Err: err}
@@ -193,6 +241,7 @@ func (s *Service) fail(req event.Request, d Delivery, err error) Decision {
 		outcome = OutcomeDeadLetter
 	}
 	res := event.ErrorResult(req.Kind, req.ID(), req.WorkspaceName(), d.Number, code, errorMessage(err), retryable, s.cfg.Now())
+	res.Message = message
 	return Decision{Action: DeadLetter, Result: res, Outcome: outcome, Err: err}
 }
 
@@ -205,33 +254,14 @@ func errorMessage(err error) string {
 	return err.Error()
 }
 
-func (s *Service) customerOnboarded(ctx context.Context, req event.Request, d Delivery) Decision {
-	r := req.CustomerOnboarded
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Budget)
-	defer cancel()
-	ws, err := s.airbyte.EnsureWorkspace(ctx, r.WorkspaceName, r.RegionID)
-	if err != nil {
-		return s.fail(req, d, classifyAirbyte("workspace", err))
-	}
-	data, err := json.Marshal(struct {
-		WorkspaceID    string `json:"workspace_id"`
-		WorkspaceName  string `json:"workspace_name"`
-		OrganizationID string `json:"organization_id,omitempty"`
-	}{ws.ID, ws.Name, ws.OrganizationID})
-	if err != nil {
-		return s.fail(req, d, event.Coded(event.CodeInternal, false, err))
-	}
-	d.Logger.Debug("workspace ready", "workspace_id", ws.ID)
-	return Decision{Action: Ack, Outcome: OutcomeCreated, Result: &event.Result{
-		Type: event.ResultType, Message: event.MessageWorkspaceReady, Data: data,
-		RequestID: r.ID, WorkspaceName: r.WorkspaceName, WorkspaceID: ws.ID,
-		Attempts: max(d.Number, 1), ProducedAt: s.cfg.Now().UTC(),
-	}}
-}
-
 // classifyAirbyte gives an Airbyte failure its result code. Whether it may pass comes from the
 // error's type, never its text.
 func classifyAirbyte(op string, err error) error {
+	var crash *CrashError
+	var coded *event.CodedError
+	if errors.As(err, &crash) || errors.As(err, &coded) {
+		return err
+	}
 	var apiErr *airbyte.APIError
 	var trErr *airbyte.TransportError
 	switch {
@@ -252,10 +282,6 @@ func classifyAirbyte(op string, err error) error {
 		return event.Coded(event.CodeAirbyteUnavailable, true, fmt.Errorf("%s: %w", op, err))
 	case errors.Is(err, context.Canceled):
 		return event.Coded(event.CodeAirbyteUnavailable, true, fmt.Errorf("%s: interrupted: %w", op, err))
-	}
-	var ce *event.CodedError
-	if errors.As(err, &ce) {
-		return err
 	}
 	return event.Coded(event.CodeInternal, false, fmt.Errorf("%s: %w", op, err))
 }
