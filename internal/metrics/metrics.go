@@ -51,7 +51,7 @@ type Options struct {
 // DefaultOptions returns the label lists the provisioner uses, as fresh slices a caller may extend.
 func DefaultOptions() Options {
 	return Options{
-		Kinds:    []string{"credentials_submitted", "customer_onboarded", "connector_disconnected", "customer_offboarded", "unknown"},
+		Kinds: []string{"credentials_submitted", "customer_onboarded", "connector_disconnected", "customer_offboarded", "unknown"},
 		Outcomes: []string{
 			"created", "adopted", "updated", "replaced", "deleted", "offboarded", "superseded",
 			"credentials_rejected", "replayed", "workspace_ready", "permanent_error", "retry", "dead_letter",
