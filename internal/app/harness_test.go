@@ -15,12 +15,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox/sandboxtest"
 	"github.com/provisioner-dev/provisioner/internal/app"
 	"github.com/provisioner-dev/provisioner/internal/config"
 	"github.com/provisioner-dev/provisioner/internal/consumer"
-	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/natsembed/natsembedtest"
 	"github.com/provisioner-dev/provisioner/schemas"
 )
@@ -175,7 +175,7 @@ func (e *env) publish(suffix string, body any) {
 
 // results waits until n results are in the results stream (or the deadline passes) and returns
 // them, each validated against its schema.
-func (e *env) results(n int, timeout time.Duration) []event.Result {
+func (e *env) results(n int, timeout time.Duration) []contract.Result {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -201,9 +201,9 @@ func (e *env) results(n int, timeout time.Duration) []event.Result {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	var out []event.Result
+	var out []contract.Result
 	for _, m := range msgs {
-		var r event.Result
+		var r contract.Result
 		if err := json.Unmarshal(m.Data, &r); err != nil {
 			e.t.Fatalf("result is not JSON: %v", err)
 		}
@@ -214,8 +214,8 @@ func (e *env) results(n int, timeout time.Duration) []event.Result {
 		if err := e.schemas.ValidateJSON(name, m.Data); err != nil {
 			e.t.Fatalf("result breaks its schema: %v\n%s", err, m.Data)
 		}
-		if got, want := m.Header.Get(jetstream.MsgIDHeader), r.RequestID+":"+r.Message; got != want {
-			e.t.Fatalf("Nats-Msg-Id %q, want %q", got, want)
+		if got, want := m.Header.Get(jetstream.MsgIDHeader), r.MsgID(); got != want || r.Revision < 1 {
+			e.t.Fatalf("Nats-Msg-Id %q, want %q (revision %d)", got, want, r.Revision)
 		}
 		for _, h := range []string{"ce-specversion", "ce-type", "ce-source", "ce-id", "ce-time", "traceparent"} {
 			if m.Header.Get(h) == "" {
@@ -227,13 +227,19 @@ func (e *env) results(n int, timeout time.Duration) []event.Result {
 	return out
 }
 
-// byRequest indexes results by request id, failing on a second result for one request.
-func (e *env) byRequest(rs []event.Result) map[string]event.Result {
+// byRequest indexes results by request id, keeping the highest revision (the consumers' rule), and
+// failing on a second result of one revision for one request.
+func (e *env) byRequest(rs []contract.Result) map[string]contract.Result {
 	e.t.Helper()
-	m := map[string]event.Result{}
+	m := map[string]contract.Result{}
 	for _, r := range rs {
 		if prev, dup := m[r.RequestID]; dup {
-			e.t.Fatalf("two results for request %s: %s and %s", r.RequestID, prev.Message, r.Message)
+			if prev.Revision == r.Revision {
+				e.t.Fatalf("two results of revision %d for request %s: %s and %s", r.Revision, r.RequestID, prev.Message, r.Message)
+			}
+			if prev.Revision > r.Revision {
+				continue
+			}
 		}
 		m[r.RequestID] = r
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte"
 	"github.com/provisioner-dev/provisioner/internal/event"
 )
@@ -52,12 +53,12 @@ func (s *Service) checkCredentials(ctx context.Context, u *upsert) error {
 			if scrubbed, ok := scrub(msg, secretValues(u.creds)).(string); ok {
 				msg = scrubbed
 			}
-			return event.Coded(event.CodeCredentialsRejected, false, errors.New(msg))
+			return event.Coded(contract.CodeCredentialsRejected, false, errors.New(msg))
 		case checkPending, checkRunning:
 			wait := b.NextBackOff()
 			select {
 			case <-ctx.Done():
-				return event.Coded(event.CodeAirbyteUnavailable, true, errors.New("the credential check was still "+resp.Status+" when the budget ran out"))
+				return event.Coded(contract.CodeAirbyteUnavailable, true, errors.New("the credential check was still "+resp.Status+" when the budget ran out"))
 			case <-time.After(wait):
 			}
 		default:
@@ -68,4 +69,4 @@ func (s *Service) checkCredentials(ctx context.Context, u *upsert) error {
 }
 
 // requestsCheck reports whether the request asks for a credential check.
-func requestsCheck(*event.CredentialsSubmitted) bool { return false }
+func requestsCheck(r *contract.CredentialsSubmitted) bool { return r.Check }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/ledger"
 )
@@ -76,9 +77,9 @@ func (s *Service) claim(ctx context.Context, id ledger.Identity, requestID strin
 func classifyLedger(err error) error {
 	var un *ledger.UnavailableError
 	if errors.As(err, &un) || errors.Is(err, ledger.ErrLeaseLost) || errors.Is(err, context.DeadlineExceeded) {
-		return event.Coded(event.CodeLeaseUnavailable, true, err)
+		return event.Coded(contract.CodeLeaseUnavailable, true, err)
 	}
-	return event.Coded(event.CodeInternal, false, err)
+	return event.Coded(contract.CodeInternal, false, err)
 }
 
 // settledClaim answers the claims that need no work: a recorded verdict is published again; an
@@ -88,15 +89,15 @@ func (s *Service) settledClaim(ctx context.Context, id ledger.Identity, req even
 	case ledger.Recorded:
 		var rec record
 		if err := json.Unmarshal(c.Verdict.Record, &rec); err != nil || rec.Message == "" {
-			return s.failAs(errMessage, req, d, event.Coded(event.CodeInternal, false, fmt.Errorf("ledger record of %s is unreadable", c.Verdict.RequestID))), true
+			return s.failAs(errMessage, req, d, event.Coded(contract.CodeInternal, false, fmt.Errorf("ledger record of %s is unreadable", c.Verdict.RequestID))), true
 		}
 		return Decision{Action: Ack, Outcome: OutcomeReplayed, Result: s.resultOf(req, rec)}, true
 	case ledger.Superseded:
 		// The verdict is recorded like any other, so that a duplicate of this request published
 		// later (with its own, newer sequence) gets this verdict too, never a contradicting one.
 		d.Logger.Info("superseded by a newer request", "newer_request_id", c.Newer)
-		rec := record{Message: errMessage, Outcome: OutcomeSuperseded, Error: &event.ErrorBody{
-			Code: event.CodeSuperseded, Retryable: false,
+		rec := record{Message: errMessage, Outcome: OutcomeSuperseded, Error: &contract.ErrorBody{
+			Code: contract.CodeSuperseded, Retryable: false,
 			Message: fmt.Sprintf("superseded by request %s, applied after this one was published", c.Newer),
 		}}
 		n, err := s.ledger.Note(ctx, id, ledger.Request{ID: req.ID(), Sequence: d.Sequence}, rec.marshal())
@@ -108,7 +109,7 @@ func (s *Service) settledClaim(ctx context.Context, id ledger.Identity, req even
 		}
 		return s.settledClaim(ctx, id, req, d, n, errMessage)
 	case ledger.Busy:
-		err := event.Coded(event.CodeLeaseUnavailable, true, errors.New("another worker is changing this connector"))
+		err := event.Coded(contract.CodeLeaseUnavailable, true, errors.New("another worker is changing this connector"))
 		dec := s.failAs(errMessage, req, d, err)
 		dec.RetryAfter = min(max(c.RetryAfter, 100*time.Millisecond), 5*time.Second)
 		return dec, true
@@ -128,9 +129,9 @@ func priorProgress(c ledger.Claim) progress {
 }
 
 // resultOf builds the result of a recorded verdict.
-func (s *Service) resultOf(req event.Request, rec record) *event.Result {
-	res := &event.Result{
-		Type: event.ResultType, Message: rec.Message, Data: rec.Data, Error: rec.Error,
+func (s *Service) resultOf(req event.Request, rec record) *contract.Result {
+	res := &contract.Result{
+		Type: contract.ResultType, Message: rec.Message, Data: rec.Data, Error: rec.Error,
 		RequestID: req.ID(), WorkspaceName: req.WorkspaceName(), WorkspaceID: rec.WorkspaceID,
 	}
 	stampRecord(res, rec)
@@ -214,7 +215,7 @@ func (w *work) setProgress(ctx context.Context, p progress) error {
 // withCause prefers the reason the work context was cancelled (a lost lease) over the bare error.
 func withCause(ctx context.Context, err error) error {
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && errors.Is(err, context.Canceled) {
-		return event.Coded(event.CodeLeaseUnavailable, true, cause)
+		return event.Coded(contract.CodeLeaseUnavailable, true, cause)
 	}
 	return err
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte"
 	"github.com/provisioner-dev/provisioner/internal/event"
 )
@@ -28,7 +29,7 @@ func (s *Service) create(ctx context.Context, u *upsert) (record, error) {
 				return s.created(u, listedData(found, u.r.ReplicationConfig), OutcomeAdopted), nil
 			}
 			rec, err := s.update(ctx, u, found.ID)
-			rec.Message, rec.ReplacedID = event.MessageSourceCreated, ""
+			rec.Message, rec.ReplacedID = contract.MessageSourceCreated, ""
 			return rec, err
 		}
 	}
@@ -50,7 +51,7 @@ func (s *Service) create(ctx context.Context, u *upsert) (record, error) {
 
 func (s *Service) created(u *upsert, data *sourceData, outcome string) record {
 	b, _ := json.Marshal(data)
-	return record{Message: event.MessageSourceCreated, WorkspaceID: u.ws.ID, Data: b, Outcome: outcome}
+	return record{Message: contract.MessageSourceCreated, WorkspaceID: u.ws.ID, Data: b, Outcome: outcome}
 }
 
 // createConnector sends the create, retrying within the budget. A failure that may have created
@@ -76,7 +77,7 @@ func (s *Service) createConnector(ctx context.Context, u *upsert, except string)
 			}
 		}
 		if !u.w.lease.Valid(s.cfg.LeaseMargin) {
-			return nil, backoff.Permanent(event.Coded(event.CodeLeaseUnavailable, true, errors.New("lease about to lapse; not creating")))
+			return nil, backoff.Permanent(event.Coded(contract.CodeLeaseUnavailable, true, errors.New("lease about to lapse; not creating")))
 		}
 		u.w.sending()
 		resp, err := s.airbyte.CreateConnector(ctx, airbyte.ConnectorSourceCreateRequest{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/event"
 )
 
@@ -22,11 +23,11 @@ func (s *Service) customerOnboarded(ctx context.Context, req event.Request, d De
 		OrganizationID string `json:"organization_id,omitempty"`
 	}{ws.ID, ws.Name, ws.OrganizationID})
 	if err != nil {
-		return s.fail(req, d, event.Coded(event.CodeInternal, false, err))
+		return s.fail(req, d, event.Coded(contract.CodeInternal, false, err))
 	}
 	d.Logger.Debug("workspace ready", "workspace_id", ws.ID)
-	return Decision{Action: Ack, Outcome: OutcomeCreated, Result: &event.Result{
-		Type: event.ResultType, Message: event.MessageWorkspaceReady, Data: data,
+	return Decision{Action: Ack, Outcome: OutcomeCreated, Result: &contract.Result{
+		Type: contract.ResultType, Message: contract.MessageWorkspaceReady, Data: data,
 		RequestID: r.ID, WorkspaceName: r.WorkspaceName, WorkspaceID: ws.ID,
 	}}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte"
 	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/ledger"
@@ -189,7 +190,7 @@ const (
 // Decision is the answer for one delivery.
 type Decision struct {
 	Action  Action
-	Result  *event.Result // set for Ack and DeadLetter
+	Result  *contract.Result // set for Ack and DeadLetter
 	Outcome string
 	// Err is the cause of a Retry or DeadLetter (a *event.CodedError).
 	Err error
@@ -204,12 +205,12 @@ func (s *Service) Handle(ctx context.Context, req event.Request, d Delivery) Dec
 	}
 	var dec Decision
 	switch req.Kind {
-	case event.KindCredentialsSubmitted:
+	case contract.KindCredentialsSubmitted:
 		dec = s.credentialsSubmitted(ctx, req, d)
-	case event.KindCustomerOnboarded:
+	case contract.KindCustomerOnboarded:
 		dec = s.customerOnboarded(ctx, req, d)
 	default:
-		dec = s.fail(req, d, event.Coded(event.CodeUnsupportedSubject, false, fmt.Errorf("unsupported request kind %q", req.Kind)))
+		dec = s.fail(req, d, event.Coded(contract.CodeUnsupportedSubject, false, fmt.Errorf("unsupported request kind %q", req.Kind)))
 	}
 	if dec.Result != nil {
 		dec.Result.Attempts = max(d.Number, 1)
@@ -268,22 +269,22 @@ func classifyAirbyte(op string, err error) error {
 	case errors.As(err, &apiErr):
 		switch {
 		case apiErr.StatusCode == 400 || apiErr.StatusCode == 422:
-			return event.Coded(event.CodeAirbyteBadRequest, false, fmt.Errorf("%s: %w", op, err))
+			return event.Coded(contract.CodeAirbyteBadRequest, false, fmt.Errorf("%s: %w", op, err))
 		case apiErr.StatusCode == 401:
-			return event.Coded(event.CodeAirbyteUnauthorized, false, fmt.Errorf("%s: %w", op, err))
+			return event.Coded(contract.CodeAirbyteUnauthorized, false, fmt.Errorf("%s: %w", op, err))
 		case apiErr.StatusCode == 403:
-			return event.Coded(event.CodeAirbyteForbidden, false, fmt.Errorf("%s: %w", op, err))
+			return event.Coded(contract.CodeAirbyteForbidden, false, fmt.Errorf("%s: %w", op, err))
 		case apiErr.StatusCode == 404:
-			return event.Coded(event.CodeAirbyteNotFound, false, fmt.Errorf("%s: %w", op, err))
+			return event.Coded(contract.CodeAirbyteNotFound, false, fmt.Errorf("%s: %w", op, err))
 		}
 		// 429 and every 5xx: Airbyte may answer differently on a later delivery.
-		return event.Coded(event.CodeAirbyteUnavailable, true, fmt.Errorf("%s: %w", op, err))
+		return event.Coded(contract.CodeAirbyteUnavailable, true, fmt.Errorf("%s: %w", op, err))
 	case errors.As(err, &trErr), errors.Is(err, context.DeadlineExceeded):
-		return event.Coded(event.CodeAirbyteUnavailable, true, fmt.Errorf("%s: %w", op, err))
+		return event.Coded(contract.CodeAirbyteUnavailable, true, fmt.Errorf("%s: %w", op, err))
 	case errors.Is(err, context.Canceled):
-		return event.Coded(event.CodeAirbyteUnavailable, true, fmt.Errorf("%s: interrupted: %w", op, err))
+		return event.Coded(contract.CodeAirbyteUnavailable, true, fmt.Errorf("%s: interrupted: %w", op, err))
 	}
-	return event.Coded(event.CodeInternal, false, fmt.Errorf("%s: %w", op, err))
+	return event.Coded(contract.CodeInternal, false, fmt.Errorf("%s: %w", op, err))
 }
 
 // classifySecret gives a secret-store failure its result code (the vault package's codes are the
@@ -294,12 +295,12 @@ func classifySecret(err error) error {
 		Retryable() bool
 	}
 	if errors.As(err, &coded) {
-		return event.Coded(event.Code(coded.Code()), coded.Retryable(), err)
+		return event.Coded(contract.Code(coded.Code()), coded.Retryable(), err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return event.Coded(event.CodeSecretBackendUnavailable, true, err)
+		return event.Coded(contract.CodeSecretBackendUnavailable, true, err)
 	}
-	return event.Coded(event.CodeInternal, false, err)
+	return event.Coded(contract.CodeInternal, false, err)
 }
 
 // secretOutcome is the metrics outcome of a secret fetch.
@@ -308,11 +309,11 @@ func secretOutcome(err error) string {
 		return "ok"
 	}
 	switch code, _ := event.CodeOf(classifySecret(err)); code {
-	case event.CodeSecretNotFound:
+	case contract.CodeSecretNotFound:
 		return "not_found"
-	case event.CodeSecretPermissionDenied:
+	case contract.CodeSecretPermissionDenied:
 		return "permission_denied"
-	case event.CodeSecretBackendUnavailable:
+	case contract.CodeSecretBackendUnavailable:
 		return "unavailable"
 	}
 	return "invalid"

@@ -8,20 +8,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte"
-	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/secret"
 )
 
 // record is what the ledger keeps of an applied request: enough to publish the same verdict again.
 type record struct {
-	Message       string           `json:"message"`
-	WorkspaceID   string           `json:"workspace_id,omitempty"`
-	Data          json.RawMessage  `json:"data,omitempty"`
-	ReplacedID    string           `json:"replaced_id,omitempty"`
-	AlreadyAbsent bool             `json:"already_absent,omitempty"`
-	Error         *event.ErrorBody `json:"error,omitempty"` // a verdict that changed nothing (superseded)
-	Outcome       string           `json:"outcome,omitempty"`
+	Message       string              `json:"message"`
+	WorkspaceID   string              `json:"workspace_id,omitempty"`
+	Data          json.RawMessage     `json:"data,omitempty"`
+	ReplacedID    string              `json:"replaced_id,omitempty"`
+	AlreadyAbsent bool                `json:"already_absent,omitempty"`
+	Error         *contract.ErrorBody `json:"error,omitempty"` // a verdict that changed nothing (superseded)
+	Outcome       string              `json:"outcome,omitempty"`
 }
 
 func (rec record) marshal() json.RawMessage {
@@ -82,7 +82,7 @@ type target struct {
 	Name             string
 }
 
-func targetOf(r *event.CredentialsSubmitted) target {
+func targetOf(r *contract.CredentialsSubmitted) target {
 	return target{Workspace: r.WorkspaceName, ConnectorType: r.ConnectorType, DefinitionID: r.DefinitionID, SourceTemplateID: r.SourceTemplateID, Name: r.ConnectorName()}
 }
 
@@ -176,7 +176,7 @@ func redactedConfig(raw json.RawMessage, secrets []string) map[string]any {
 	for k, v := range cfg {
 		cfg[k] = scrub(v, secrets)
 	}
-	cfg["credentials"] = event.RedactedCredentials
+	cfg["credentials"] = contract.RedactedCredentials
 	return cfg
 }
 
@@ -185,7 +185,7 @@ func scrub(v any, secrets []string) any {
 	case string:
 		for _, s := range secrets {
 			if s != "" && strings.Contains(x, s) {
-				return event.RedactedCredentials
+				return contract.RedactedCredentials
 			}
 		}
 	case map[string]any:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte"
 	"github.com/provisioner-dev/provisioner/internal/event"
 )
@@ -89,10 +90,10 @@ func (s *Service) replace(ctx context.Context, u *upsert, old string) (record, e
 		}
 	}
 	if newData == nil {
-		return record{}, event.Coded(event.CodeAirbyteUnavailable, true, fmt.Errorf("the new connector %s is not listed yet", newID))
+		return record{}, event.Coded(contract.CodeAirbyteUnavailable, true, fmt.Errorf("the new connector %s is not listed yet", newID))
 	}
 	b, _ := json.Marshal(newData)
-	return record{Message: event.MessageSourceUpdated, WorkspaceID: u.ws.ID, Data: b, ReplacedID: old, Outcome: OutcomeReplaced}, nil
+	return record{Message: contract.MessageSourceUpdated, WorkspaceID: u.ws.ID, Data: b, ReplacedID: old, Outcome: OutcomeReplaced}, nil
 }
 
 // deleteConnector deletes a connector; one that is already gone counts as deleted.

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte"
-	"github.com/provisioner-dev/provisioner/internal/event"
 )
 
 // update applies a request's credentials and settings to the identity's existing connector: in
@@ -33,7 +33,7 @@ func (s *Service) update(ctx context.Context, u *upsert, connector string) (reco
 			return record{}, err
 		}
 		b, _ := json.Marshal(data)
-		return record{Message: event.MessageSourceUpdated, WorkspaceID: u.ws.ID, Data: b, ReplacedID: connector, Outcome: OutcomeReplaced}, nil
+		return record{Message: contract.MessageSourceUpdated, WorkspaceID: u.ws.ID, Data: b, ReplacedID: connector, Outcome: OutcomeReplaced}, nil
 	}
 	if err != nil {
 		return record{}, classifyAirbyte("update source", err)
@@ -42,5 +42,5 @@ func (s *Service) update(ctx context.Context, u *upsert, connector string) (reco
 		return record{}, err
 	}
 	b, _ := json.Marshal(updatedData(resp, u.creds))
-	return record{Message: event.MessageSourceUpdated, WorkspaceID: u.ws.ID, Data: b, Outcome: OutcomeUpdated}, nil
+	return record{Message: contract.MessageSourceUpdated, WorkspaceID: u.ws.ID, Data: b, Outcome: OutcomeUpdated}, nil
 }

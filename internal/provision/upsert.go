@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte"
 	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/ledger"
@@ -16,7 +17,7 @@ import (
 // with these credentials. Absent (or deleted): create. Present: update in place (embedded sources)
 // or replace (Agent Engine connectors, whose credentials cannot change).
 type upsert struct {
-	r     *event.CredentialsSubmitted
+	r     *contract.CredentialsSubmitted
 	t     target
 	d     Delivery
 	w     *work
@@ -44,9 +45,9 @@ func (s *Service) credentialsSubmitted(ctx context.Context, req event.Request, d
 	if err != nil {
 		return s.fail(req, d, err)
 	}
-	errMessage := event.MessageSourceCreateError
+	errMessage := contract.MessageSourceCreateError
 	if c.Entry.SettledState() == ledger.StateActive {
-		errMessage = event.MessageSourceUpdateError
+		errMessage = contract.MessageSourceUpdateError
 	}
 	if dec, done := s.settledClaim(ctx, id, req, d, c, errMessage); done {
 		return dec
@@ -65,7 +66,7 @@ func (s *Service) credentialsSubmitted(ctx context.Context, req event.Request, d
 		err = withCause(workCtx, err)
 		w.giveBack(ctx, d, err)
 		dec := s.failAs(errMessage, req, d, err)
-		if code, _ := event.CodeOf(err); code == event.CodeCredentialsRejected {
+		if code, _ := event.CodeOf(err); code == contract.CodeCredentialsRejected {
 			dec.Outcome = OutcomeRejected
 		}
 		return dec
@@ -109,7 +110,7 @@ func (s *Service) settle(ctx context.Context, req event.Request, d Delivery, w *
 	case err == nil:
 	case errors.Is(err, ledger.ErrLeaseLost):
 		// another worker took the identity over while we stalled; it finishes from our progress
-		return s.failAs(errorMessageOf(res.Message), req, d, event.Coded(event.CodeLeaseUnavailable, true, fmt.Errorf("record the outcome: %w", err)))
+		return s.failAs(errorMessageOf(res.Message), req, d, event.Coded(contract.CodeLeaseUnavailable, true, fmt.Errorf("record the outcome: %w", err)))
 	case !d.Final:
 		return s.failAs(errorMessageOf(res.Message), req, d, classifyLedger(fmt.Errorf("record the outcome: %w", err)))
 	default:
@@ -122,19 +123,19 @@ func (s *Service) settle(ctx context.Context, req event.Request, d Delivery, w *
 // errorMessageOf is the error message that goes with a success message.
 func errorMessageOf(message string) string {
 	switch message {
-	case event.MessageSourceUpdated:
-		return event.MessageSourceUpdateError
-	case event.MessageSourceDeleted:
-		return event.MessageSourceDeleteError
-	case event.MessageWorkspaceOffboarded:
-		return event.MessageWorkspaceOffboardError
+	case contract.MessageSourceUpdated:
+		return contract.MessageSourceUpdateError
+	case contract.MessageSourceDeleted:
+		return contract.MessageSourceDeleteError
+	case contract.MessageWorkspaceOffboarded:
+		return contract.MessageWorkspaceOffboardError
 	}
-	return event.MessageSourceCreateError
+	return contract.MessageSourceCreateError
 }
 
 // connectorID is the connector a record says the identity holds ("" after a delete).
 func (rec record) connectorID() string {
-	if rec.Message == event.MessageSourceDeleted {
+	if rec.Message == contract.MessageSourceDeleted {
 		return ""
 	}
 	var d struct {
