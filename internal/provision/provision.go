@@ -209,6 +209,8 @@ func (s *Service) Handle(ctx context.Context, req event.Request, d Delivery) Dec
 		dec = s.credentialsSubmitted(ctx, req, d)
 	case contract.KindCustomerOnboarded:
 		dec = s.customerOnboarded(ctx, req, d)
+	case contract.KindConnectorDisconnected:
+		dec = s.connectorDisconnected(ctx, req, d)
 	default:
 		dec = s.fail(req, d, event.Coded(contract.CodeUnsupportedSubject, false, fmt.Errorf("unsupported request kind %q", req.Kind)))
 	}

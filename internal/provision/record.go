@@ -39,8 +39,8 @@ type progress struct {
 	// NewConnector is a replace's new connector, recorded before the old one (Old) is deleted.
 	NewConnector string `json:"new_connector,omitempty"`
 	Old          string `json:"old,omitempty"`
-	// DeleteSent: a delete of the identity's connectors may have reached Airbyte.
-	DeleteSent bool `json:"delete_sent,omitempty"`
+	// DeleteBy: a disconnect by this request may have deleted the identity's connector.
+	DeleteBy string `json:"delete_by,omitempty"`
 }
 
 func (p progress) marshal() json.RawMessage {

@@ -63,7 +63,7 @@ func (s *Service) replace(ctx context.Context, u *upsert, old string) (record, e
 	if err := s.at(StepBeforeDeletes); err != nil {
 		return record{}, err
 	}
-	if err := s.deleteConnector(ctx, u.w, u.r.WorkspaceName, old); err != nil {
+	if _, err := s.deleteConnector(ctx, u.w, u.r.WorkspaceName, old); err != nil {
 		return record{}, err
 	}
 	if err := s.at(StepDeletedOld); err != nil {
@@ -84,7 +84,7 @@ func (s *Service) replace(ctx context.Context, u *upsert, old string) (record, e
 		case old:
 		default:
 			u.d.Logger.Info("deleting a leftover connector of the identity", "connector_id", m.ID)
-			if err := s.deleteConnector(ctx, u.w, u.r.WorkspaceName, m.ID); err != nil {
+			if _, err := s.deleteConnector(ctx, u.w, u.r.WorkspaceName, m.ID); err != nil {
 				return record{}, err
 			}
 		}
@@ -96,17 +96,21 @@ func (s *Service) replace(ctx context.Context, u *upsert, old string) (record, e
 	return record{Message: contract.MessageSourceUpdated, WorkspaceID: u.ws.ID, Data: b, ReplacedID: old, Outcome: OutcomeReplaced}, nil
 }
 
-// deleteConnector deletes a connector; one that is already gone counts as deleted.
-func (s *Service) deleteConnector(ctx context.Context, w *work, workspace, id string) error {
+// deleteConnector deletes a connector; one that is already gone (404) counts as deleted, and
+// existed says which it was.
+func (s *Service) deleteConnector(ctx context.Context, w *work, workspace, id string) (existed bool, _ error) {
 	w.sending()
 	_, err := s.airbyte.DeleteConnector(ctx, workspace, id)
 	var apiErr *airbyte.APIError
-	if err == nil || errors.As(err, &apiErr) && apiErr.StatusCode == 404 {
+	switch {
+	case err == nil:
 		w.answered()
-		return nil
-	}
-	if errors.As(err, &apiErr) {
+		return true, nil
+	case errors.As(err, &apiErr) && apiErr.StatusCode == 404:
+		w.answered()
+		return false, nil
+	case errors.As(err, &apiErr) && !airbyte.IsAmbiguous(err):
 		w.answered()
 	}
-	return classifyAirbyte("delete connector", err)
+	return false, classifyAirbyte("delete connector", err)
 }
