@@ -287,6 +287,28 @@ type WorkspaceGetResponse struct {
 	UpdatedAt      Time   `json:"updated_at"`
 }
 
+// Workspace statuses.
+const (
+	WorkspaceActive   = "active"
+	WorkspaceInactive = "inactive"
+)
+
+// WorkspaceUpdateRequest changes a workspace; empty fields are left as they are.
+type WorkspaceUpdateRequest struct {
+	Name         string `json:"name,omitempty"`
+	Status       string `json:"status,omitempty"` // WorkspaceActive or WorkspaceInactive
+	CacheEnabled *bool  `json:"cache_enabled,omitempty"`
+}
+
+// WorkspaceUpdateResponse is a workspace after an update.
+type WorkspaceUpdateResponse = WorkspaceGetResponse
+
+// WorkspaceDeleteResponse acknowledges a deleted workspace.
+type WorkspaceDeleteResponse struct {
+	ID        string `json:"id"`
+	DeletedAt Time   `json:"deleted_at"`
+}
+
 // WorkspaceListItem is one workspace in a list.
 type WorkspaceListItem = WorkspaceGetResponse
 

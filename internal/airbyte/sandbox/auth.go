@@ -117,7 +117,7 @@ func (s *Server) mintScopedToken(now time.Time, userID string, ws *workspace) (s
 		Audience:  tokenAudience,
 		Subject:   userID,
 		Scope:     workspaceScope{WorkspaceID: ws.id},
-		Act:       actor{Subject: ws.name},
+		Act:       actor{Subject: ws.nameNow()},
 		Roles:     []string{roleEmbeddedUser},
 		Issuer:    tokenIssuer,
 		Type:      typEmbedded,

@@ -155,7 +155,7 @@ func checkCredentials(entry *catalogEntry, creds map[string]any, oauthSecretID *
 func (s *Server) resolveWorkspace(p principal, name string, create bool) (*workspace, error) {
 	st := s.state()
 	if !p.isOperator() {
-		if p.workspace.name != name {
+		if p.workspace.nameNow() != name {
 			return nil, forbidden("the token is not scoped to this workspace")
 		}
 		return p.workspace, nil
@@ -200,7 +200,10 @@ func (s *Server) handleConnectorCreate(w http.ResponseWriter, r *http.Request, d
 // commit stores a new connector or source and answers with it, or, when the fault plan says so,
 // fails after the commit: the case no idempotency key protects against.
 func (s *Server) commit(w http.ResponseWriter, ws *workspace, src *source, d decision, answer func(sourceView) any) {
-	s.state().add(ws, src)
+	if !s.state().add(ws, src) {
+		writeError(w, http.StatusNotFound, "workspace_name", "not_found", "workspace was deleted")
+		return
+	}
 	s.created.Add(1)
 	s.live.Add(1)
 	if d.commitThenFail {

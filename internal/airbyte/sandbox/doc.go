@@ -21,6 +21,8 @@
 //	POST /integrations/connectors/check, /integrations/connectors/{id}/check
 //	POST|GET /embedded/sources (alias /integrations/sources), GET|PUT|DELETE /embedded/sources/{id}
 //	GET  /embedded/source-templates, GET /workspaces, GET /workspaces/{workspace_id}
+//	PUT  /workspaces/{workspace_id}                 operator token; {name?, status: active|inactive, cache_enabled?}
+//	DELETE /workspaces/{workspace_id}               operator token; the workspace and its connectors go at once
 //
 // Behaviour the real API leaves open, decided here [inferred]:
 //   - An operator token creating a connector in a workspace that does not exist creates the
@@ -43,9 +45,9 @@
 // token, scoped_token, scoped_token_info, widget_token, connectors_create, connectors_list,
 // connectors_get, connectors_update, connectors_delete, connectors_check, sources_create,
 // sources_list, sources_get, sources_update, sources_delete, source_templates_list,
-// workspaces_list, workspaces_get. Every decision derives from (Seed, operation, the
-// operation's request number), so one seed replays the same faults for the same sequence of
-// requests of each operation. A request first waits its latency, then may be dropped, then
+// workspaces_list, workspaces_get, workspaces_update, workspaces_delete. Every decision derives
+// from (Seed, operation, the operation's request number), so one seed replays the same faults for
+// the same sequence of requests of each operation. A request first waits its latency, then may be dropped, then
 // rate limited (429 + Retry-After), then answered an injected error status; creates
 // (connectors_create, sources_create) may then commit and fail (500 or a dropped connection).
 //
@@ -53,7 +55,10 @@
 //
 //	GET  /_sandbox/healthz                        {"status":"ok"}
 //	GET  /_sandbox/stats                          Stats as JSON
-//	GET  /_sandbox/connectors?workspace_name=W    []Connector of W (credential field names only)
+//	GET  /_sandbox/connectors?workspace_name=W    []Connector of W: credential field names and
+//	                                              credentials_sha256, the hex SHA-256 of the credentials
+//	                                              as json.Marshal writes a map[string]string (compact,
+//	                                              keys sorted), never the values
 //	GET  /_sandbox/faults                         the current fault plan
 //	PUT  /_sandbox/faults                         replace the fault plan: Faults as JSON, durations as
 //	                                              Go duration strings, e.g.

@@ -31,6 +31,8 @@ const (
 	OpSourceTemplatesList = "source_templates_list"
 	OpWorkspacesList      = "workspaces_list"
 	OpWorkspacesGet       = "workspaces_get"
+	OpWorkspacesUpdate    = "workspaces_update"
+	OpWorkspacesDelete    = "workspaces_delete"
 	// OpAll is the rule key that applies to every operation without a rule of its own.
 	OpAll = "*"
 )

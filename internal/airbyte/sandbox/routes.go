@@ -42,6 +42,8 @@ func (s *Server) routes() http.Handler {
 	handle("GET /api/v1/embedded/source-templates", OpSourceTemplatesList, s.handleSourceTemplates)
 	handle("GET /api/v1/workspaces", OpWorkspacesList, s.handleWorkspaceList)
 	handle("GET /api/v1/workspaces/{workspace_id}", OpWorkspacesGet, s.handleWorkspaceGet)
+	handle("PUT /api/v1/workspaces/{workspace_id}", OpWorkspacesUpdate, s.handleWorkspaceUpdate)
+	handle("DELETE /api/v1/workspaces/{workspace_id}", OpWorkspacesDelete, s.handleWorkspaceDelete)
 
 	mux.HandleFunc("GET /_sandbox/healthz", s.adminHealthz)
 	mux.HandleFunc("GET /_sandbox/stats", s.adminStats)

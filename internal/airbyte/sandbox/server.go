@@ -3,6 +3,8 @@ package sandbox
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -85,7 +87,7 @@ var operations = []string{
 	OpToken, OpScopedToken, OpScopedTokenInfo, OpWidgetToken,
 	OpConnectorsCreate, OpConnectorsList, OpConnectorsGet, OpConnectorsUpdate, OpConnectorsDelete, OpConnectorsCheck,
 	OpSourcesCreate, OpSourcesList, OpSourcesGet, OpSourcesUpdate, OpSourcesDelete, OpSourceTemplatesList,
-	OpWorkspacesList, OpWorkspacesGet,
+	OpWorkspacesList, OpWorkspacesGet, OpWorkspacesUpdate, OpWorkspacesDelete,
 }
 
 // New returns a sandbox with cfg's defaults filled in.
@@ -240,6 +242,10 @@ type Connector struct {
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
 	CredentialKeys []string  `json:"credential_keys"` // sorted field names, never values
+	// CredentialsSHA256 is the hex SHA-256 of the credentials as Go's json.Marshal writes a
+	// map[string]string (compact, keys sorted; non-string values in their JSON form): it proves
+	// which credentials a connector holds without showing them.
+	CredentialsSHA256 string `json:"credentials_sha256"`
 }
 
 // WorkspaceRegion returns the region a workspace was created in (the region_id of the mint that
@@ -259,15 +265,39 @@ func (s *Server) Connectors(workspaceName string) []Connector {
 		return []Connector{}
 	}
 	views := ws.live()
+	wsName := ws.nameNow()
 	out := make([]Connector, 0, len(views))
 	for _, v := range views {
 		keys := slices.Collect(maps.Keys(v.credentials))
 		sort.Strings(keys)
 		out = append(out, Connector{
-			ID: v.id, Name: v.name, WorkspaceID: ws.id, WorkspaceName: ws.name,
+			ID: v.id, Name: v.name, WorkspaceID: ws.id, WorkspaceName: wsName,
 			ConnectorType: v.entry.connectorType, DefinitionID: v.entry.definitionID, TemplateID: v.entry.templateID,
 			CreatedAt: v.createdAt, UpdatedAt: v.updatedAt, CredentialKeys: keys,
+			CredentialsSHA256: CredentialsSHA256(credentialStrings(v.credentials)),
 		})
+	}
+	return out
+}
+
+// CredentialsSHA256 is the digest Connector.CredentialsSHA256 reports for creds: the hex SHA-256
+// of json.Marshal(creds).
+func CredentialsSHA256(creds map[string]string) string {
+	b, _ := json.Marshal(creds) // a map[string]string always marshals
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// credentialStrings gives stored credentials as strings; non-string values in their JSON form.
+func credentialStrings(creds map[string]any) map[string]string {
+	out := make(map[string]string, len(creds))
+	for k, val := range creds {
+		if str, ok := val.(string); ok {
+			out[k] = str
+			continue
+		}
+		b, _ := json.Marshal(val) // values came from JSON, they marshal back
+		out[k] = string(b)
 	}
 	return out
 }
@@ -279,17 +309,7 @@ func (s *Server) ConnectorCredentials(id string) (map[string]string, bool) {
 	if src == nil {
 		return nil, false
 	}
-	v := src.view()
-	out := make(map[string]string, len(v.credentials))
-	for k, val := range v.credentials {
-		if str, ok := val.(string); ok {
-			out[k] = str
-			continue
-		}
-		b, _ := json.Marshal(val) // values came from JSON, they marshal back
-		out[k] = string(b)
-	}
-	return out, true
+	return credentialStrings(src.view().credentials), true
 }
 
 // Reset forgets every workspace, connector and counter (not the fault plan). Tokens minted
