@@ -27,14 +27,28 @@
 // Behaviour the real API leaves open, decided here [inferred]:
 //   - An operator token creating a connector in a workspace that does not exist creates the
 //     workspace (as a scoped-token mint would); listing an unknown workspace answers {"data": []}.
-//   - Unknown connector_type, definition_id or source_template_id answers 422 (the create endpoint
-//     declares 422, not 404). None of them: 422. More than one: 422. Unknown top-level fields: 422.
-//   - Credentials missing a field of the connector's auth scheme (token: "token"; oauth:
-//     "client_id", "client_secret", "refresh_token") answer 400.
+//   - connector_type (slug or display name, any case), definition_id and source_template_id
+//     may come together, as the Go CLI (type + template) and the Python SDK (definition +
+//     template) send them; they answer 422 only when they name different connectors. Unknown
+//     values answer 422 (the create endpoint declares 422, not 404), none of them 422, and a
+//     type or definition alone answers 422 when the connector has several templates (Jira and
+//     Salesforce have two). Unknown top-level fields: 422.
+//   - Credentials may come at top level (credentials), inside replication_config.credentials
+//     (both: merged, top level wins per field), or be replaced by server_side_oauth_secret_id
+//     for a connector that offers OAuth. None of the three (and no replication_config): 422.
+//     Credentials that hold every field of none of the connector's auth schemes: 400. Schemes:
+//     token {token}; personal access token {personal_access_token}; OAuth access token and
+//     private app {access_token}; OAuth {client_id, client_secret, refresh_token}; API token
+//     {email, api_token}. GitHub takes token, personal access token or OAuth access token;
+//     HubSpot OAuth or a private app token; Zendesk Support and Jira an API token too.
 //   - Responses show credentials as "**********" under replication_config.credentials.
 //   - A deleted connector is gone from GET /{id} at once but is still listed by the next
 //     list call of its workspace (deleteListLag), then disappears.
-//   - A check fails when a credential value starts with "invalid", and succeeds otherwise.
+//   - Checks (POST /integrations/connectors/check and /{id}/check) answer by one rule: a
+//     status the fault plan forces (check_statuses: pending, running, cancelled, inconclusive,
+//     skipped; waited check_latency before answering) wins; otherwise a credential value
+//     starting with "invalid" answers "failed" with error_message and failure_reason
+//     (origin source, type config_error), and anything else "succeeded".
 //   - Bad or expired tokens answer 401, a scoped token used on another workspace 403, an
 //     X-Organization-Id other than the sandbox's organization 403. Scoped tokens minted before
 //     a Reset answer 401 (their workspace is gone).
@@ -64,6 +78,7 @@
 //	                                              Go duration strings, e.g.
 //	                                              {"rules":{"connectors_create":{"latency":"50ms","latency_jitter":"10ms",
 //	                                              "error_rates":{"503":0.05},"rate_limit_burst":{"every":10,"length":2,"retry_after":"1s"},
-//	                                              "commit_then_fail":0.1,"drop_connection":0.01}}}
+//	                                              "commit_then_fail":0.1,"drop_connection":0.01},
+//	                                              "connectors_check":{"check_statuses":{"pending":0.2},"check_latency":"2s"}}}
 //	POST /_sandbox/reset                          forget all state and counters (204)
 package sandbox

@@ -135,7 +135,7 @@ func New(cfg Config) *Server {
 		s.opCount[op] = new(atomic.Uint64)
 		s.requests[op] = new(atomic.Int64)
 	}
-	for _, k := range []string{FaultLatency, FaultError, FaultRateLimit, FaultDrop, FaultCommitThenFail} {
+	for _, k := range []string{FaultLatency, FaultError, FaultRateLimit, FaultDrop, FaultCommitThenFail, FaultCheckStatus} {
 		s.faultsHit[k] = new(atomic.Int64)
 	}
 	for _, k := range []string{kindApplication, kindScoped, kindWidget} {

@@ -36,7 +36,7 @@ func splitSourceConfig(entry *catalogEntry, cfg map[string]any) (plain, creds ma
 		}
 		return plain, creds
 	}
-	secret := entry.auth.requiredCredentials()
+	secret := entry.secretFields()
 	for k, v := range cfg {
 		if slices.Contains(secret, k) {
 			creds[k] = v
@@ -92,7 +92,7 @@ func (s *Server) handleSourceCreate(w http.ResponseWriter, r *http.Request, d de
 		return
 	}
 	plain, creds := splitSourceConfig(entry, req.SourceConfig)
-	if rerr := checkCredentials(entry, creds, nil); rerr != nil {
+	if rerr := fitCredentials(entry.connectorDef, creds, false); rerr != nil {
 		rerr.write(w)
 		return
 	}
@@ -129,7 +129,7 @@ func (s *Server) handleSourceList(w http.ResponseWriter, r *http.Request, _ deci
 			icon := v.entry.icon()
 			out.Data = append(out.Data, sourceListItem{
 				ID: v.id, Name: v.name,
-				SummarizedSourceTemplate: embeddedTemplateItem{ID: v.entry.templateID, Name: v.entry.displayName, Icon: &icon, Tags: v.entry.tags},
+				SummarizedSourceTemplate: embeddedTemplateItem{ID: v.entry.templateID, Name: v.entry.templateName, Icon: &icon, Tags: v.entry.tags},
 				CreatedAt:                v.createdAt, UpdatedAt: v.updatedAt,
 			})
 		}
@@ -164,7 +164,7 @@ func (s *Server) handleSourceUpdate(w http.ResponseWriter, r *http.Request, _ de
 	if req.SourceConfig != nil {
 		plain, creds = splitSourceConfig(src.entry, req.SourceConfig)
 		if len(creds) > 0 {
-			if rerr := checkCredentials(src.entry, creds, nil); rerr != nil {
+			if rerr := fitCredentials(src.entry.connectorDef, creds, false); rerr != nil {
 				rerr.write(w)
 				return
 			}
@@ -213,7 +213,7 @@ func (s *Server) handleSourceTemplates(w http.ResponseWriter, r *http.Request, _
 			continue
 		}
 		icon := e.icon()
-		out.Data = append(out.Data, embeddedTemplateItem{ID: e.templateID, Name: e.displayName, Icon: &icon, Tags: e.tags})
+		out.Data = append(out.Data, embeddedTemplateItem{ID: e.templateID, Name: e.templateName, Icon: &icon, Tags: e.tags})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
