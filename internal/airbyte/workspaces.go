@@ -8,11 +8,19 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 )
 
 const workspacesPath = "/api/v1/workspaces"
 
-// ListWorkspaces lists the organization's workspaces, one page at a time (p.Cursor = previous Next).
+// maxWorkspacePages bounds how many pages ListWorkspaces follows: a server handing out next
+// links forever must not keep a caller busy forever.
+const maxWorkspacePages = 10_000
+
+// ListWorkspaces lists the organization's workspaces matching p, every page: it follows each
+// answer's next URL as it is (Airbyte's clients do the same) until a page has none, and returns
+// them all in order. p.Limit is the page size. A next URL must point at this client's base URL
+// and the workspaces path, or the bearer token would go elsewhere: any other is an error.
 func (c *Client) ListWorkspaces(ctx context.Context, p WorkspaceListParams) (*WorkspaceListResponse, error) {
 	q := url.Values{}
 	if p.NameContains != "" {
@@ -24,16 +32,43 @@ func (c *Client) ListWorkspaces(ctx context.Context, p WorkspaceListParams) (*Wo
 	if p.Limit > 0 {
 		q.Set("limit", strconv.Itoa(p.Limit))
 	}
-	if p.Cursor != "" {
-		q.Set("cursor", p.Cursor)
+	cl := &call{op: "workspaces_list", method: http.MethodGet, path: workspacesPath, rawQuery: q.Encode(), auth: authOperator}
+	all := &WorkspaceListResponse{Data: []WorkspaceListItem{}}
+	seen := map[string]bool{}
+	for pages := 1; ; pages++ {
+		var page WorkspaceListResponse
+		if err := c.do(ctx, cl, &page); err != nil {
+			return nil, err
+		}
+		all.Data = append(all.Data, page.Data...)
+		if page.Next == "" {
+			return all, nil
+		}
+		if seen[page.Next] || pages >= maxWorkspacePages {
+			return nil, fmt.Errorf("airbyte workspaces_list: next links do not end (after %d pages)", pages)
+		}
+		seen[page.Next] = true
+		rawQuery, err := c.nextPage(page.Next)
+		if err != nil {
+			return nil, fmt.Errorf("airbyte workspaces_list: %w", err)
+		}
+		cl = &call{op: cl.op, method: cl.method, path: workspacesPath, rawQuery: rawQuery, auth: authOperator}
 	}
-	var out WorkspaceListResponse
-	err := c.do(ctx, &call{op: "workspaces_list", method: http.MethodGet, path: workspacesPath, query: q,
-		auth: authOperator}, &out)
+}
+
+// nextPage checks a next link (absolute, or relative to the base URL) and returns its query, to
+// be sent as it is.
+func (c *Client) nextPage(next string) (string, error) {
+	u, err := url.Parse(next)
 	if err != nil {
-		return nil, err
+		return "", errors.New("next is not a URL")
 	}
-	return &out, nil
+	u = c.base.ResolveReference(u)
+	if !strings.EqualFold(u.Scheme, c.base.Scheme) || !strings.EqualFold(u.Host, c.base.Host) ||
+		strings.TrimRight(u.Path, "/") != strings.TrimRight(c.base.Path, "/")+workspacesPath {
+		return "", errors.New("next points outside this API's workspaces")
+	}
+	return u.RawQuery, nil
 }
 
 // GetWorkspace reads one workspace by id.

@@ -2,10 +2,14 @@ package airbyte_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/provisioner-dev/provisioner/internal/airbyte"
+	"github.com/provisioner-dev/provisioner/internal/airbyte/airbytetest"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
 )
 
@@ -102,4 +106,93 @@ func TestUpdateAndDeleteWorkspace(t *testing.T) {
 	if l, err := c.ListConnectors(ctx, airbyte.ListConnectorsParams{WorkspaceName: "acme"}); err != nil || len(l.Data) != 0 {
 		t.Fatalf("new workspace lists %+v, %v", l, err)
 	}
+}
+
+// TestListWorkspacesFollowsNext: ListWorkspaces walks every page by GETting each next URL as
+// the sandbox gives it, one request per page.
+func TestListWorkspacesFollowsNext(t *testing.T) {
+	srv, c, _ := withSandbox(t, sandbox.Config{}, nil)
+	ctx := testCtx(t)
+	var ids []string
+	for i := range 7 {
+		ref, err := c.Workspace(ctx, fmt.Sprintf("tenant-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, ref.ID)
+	}
+	tests := []struct {
+		name      string
+		params    airbyte.WorkspaceListParams
+		wantIDs   []string
+		wantPages int64
+	}{
+		{"pages of 2", airbyte.WorkspaceListParams{Limit: 2}, ids, 4},
+		{"pages of 3 with a filter", airbyte.WorkspaceListParams{Limit: 3, NameContains: "tenant-"}, ids, 3},
+		{"one page", airbyte.WorkspaceListParams{Limit: 100}, ids, 1},
+		{"filter leaves one", airbyte.WorkspaceListParams{Limit: 1, NameContains: "tenant-6"}, ids[6:], 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := srv.Stats().Requests[sandbox.OpWorkspacesList]
+			l, err := c.ListWorkspaces(ctx, tt.params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, w := range l.Data {
+				got = append(got, w.ID)
+			}
+			if !slices.Equal(got, tt.wantIDs) || l.Next != "" {
+				t.Fatalf("listed %v (next %q), want %v", got, l.Next, tt.wantIDs)
+			}
+			if pages := srv.Stats().Requests[sandbox.OpWorkspacesList] - before; pages != tt.wantPages {
+				t.Fatalf("%d requests, want %d", pages, tt.wantPages)
+			}
+		})
+	}
+}
+
+// TestListWorkspacesRefusesForeignNext: a next link elsewhere would carry the application token
+// there, and one that never ends would never return; both are errors.
+func TestListWorkspacesRefusesForeignNext(t *testing.T) {
+	const page = `{"data":[{"id":"0b0e4b9c-5f5e-4a0e-8d3b-1a2b3c4d5e6f","name":"a","organization_id":"6b1f3d2e-6a40-4c0e-9d57-5a8f0e1c2b3a","status":"active","cache_enabled":null,"tombstone":false,"visibility":"private","color":null,"created_at":"2026-11-21T10:00:00Z","updated_at":"2026-11-21T10:00:00Z"}],"next":%q}`
+	tests := []struct {
+		name      string
+		next      func(base string) string
+		wantErr   bool
+		wantQuery string // the second request's query, sent as the link gave it
+	}{
+		{"other host", func(string) string { return "https://elsewhere.example/api/v1/workspaces?cursor=1" }, true, ""},
+		{"other path", func(base string) string { return base + "/api/v1/integrations/connectors?cursor=1" }, true, ""},
+		{"other scheme", func(base string) string { return strings.Replace(base, "http://", "https://", 1) + "/api/v1/workspaces?cursor=1" }, true, ""},
+		{"relative link", func(string) string { return "/api/v1/workspaces?limit=1&cursor=1" }, false, "limit=1&cursor=1"},
+		{"absolute link", func(base string) string { return base + "/api/v1/workspaces?limit=1&cursor=1" }, false, "limit=1&cursor=1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, c, _ := scripted(t, nil)
+			srv.On("GET", "/api/v1/workspaces",
+				airbytetest.Response{Body: fmt.Sprintf(page, tt.next(srv.URL))},
+				airbytetest.Response{Body: fmt.Sprintf(page, "")})
+			l, err := c.ListWorkspaces(testCtx(t), airbyte.WorkspaceListParams{Limit: 1})
+			reqs := srv.Requests("GET", "/api/v1/workspaces")
+			if tt.wantErr {
+				if err == nil || len(reqs) != 1 {
+					t.Fatalf("followed a foreign next: %v, %d requests", err, len(reqs))
+				}
+				return
+			}
+			if err != nil || len(l.Data) != 2 || len(reqs) != 2 || reqs[1].RawQuery != tt.wantQuery {
+				t.Fatalf("list = %+v, %v; requests %+v", l, err, reqs)
+			}
+		})
+	}
+	t.Run("links that never end", func(t *testing.T) {
+		srv, c, _ := scripted(t, nil)
+		srv.On("GET", "/api/v1/workspaces", airbytetest.Response{Body: fmt.Sprintf(page, "/api/v1/workspaces?cursor=1")})
+		if _, err := c.ListWorkspaces(testCtx(t), airbyte.WorkspaceListParams{}); err == nil {
+			t.Fatal("want an error")
+		}
+	})
 }

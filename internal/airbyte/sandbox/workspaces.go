@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -79,10 +80,23 @@ func (s *Server) handleWorkspaceList(w http.ResponseWriter, r *http.Request, _ d
 		out.Data = append(out.Data, matching[i])
 	}
 	if offset+limit < len(matching) {
-		next := strconv.Itoa(offset + limit)
+		next := nextPageURL(r, offset+limit)
 		out.Next = &next
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// nextPageURL is the full URL of the page at offset: this request's URL, filters and limit kept,
+// with the cursor moved. Clients GET it as it is.
+func nextPageURL(r *http.Request, offset int) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	q := r.URL.Query()
+	q.Set("cursor", strconv.Itoa(offset))
+	u := url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawQuery: q.Encode()}
+	return u.String()
 }
 
 // workspaceByPath authenticates and finds the {workspace_id} of the path, writing the failure if

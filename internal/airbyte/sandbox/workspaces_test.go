@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
@@ -152,6 +153,62 @@ func TestCredentialsSHA256(t *testing.T) {
 				if bytes.Contains(r.body, []byte(v)) {
 					t.Fatalf("admin endpoint shows a credential value: %s", r.body)
 				}
+			}
+		})
+	}
+}
+
+// TestWorkspacePagination: next is the full URL of the next page, filters and limit kept, and
+// following it as it is walks every matching workspace once; the last page has no next.
+func TestWorkspacePagination(t *testing.T) {
+	_, base := sandboxtest.Start(t, sandbox.Config{})
+	c := newClient(t, base)
+	op := c.operatorToken()
+	for i := range 7 {
+		c.scopedToken(op, fmt.Sprintf("page-%d", i))
+	}
+	c.scopedToken(op, "unrelated")
+	tests := []struct {
+		name, query string
+		wantPages   int
+		wantTotal   int
+	}{
+		{"limit 3", "limit=3", 3, 8},
+		{"limit 3 with a filter", "limit=3&name_contains=page", 3, 7},
+		{"limit 7 with a filter", "limit=7&name_contains=PAGE&status=active", 1, 7},
+		{"default limit", "", 1, 8},
+		{"inactive only", "status=inactive&limit=1", 1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seen := map[string]bool{}
+			pages := 0
+			for next := base + "/api/v1/workspaces?" + tt.query; next != ""; pages++ {
+				if !strings.HasPrefix(next, base+"/api/v1/workspaces?") {
+					t.Fatalf("next %q is not a URL of this API", next)
+				}
+				r := c.do("GET", strings.TrimPrefix(next, base), op, nil)
+				var page struct {
+					Next *string
+					Data []workspaceBody
+				}
+				r.decode(t, &page)
+				if r.status != 200 {
+					t.Fatalf("page %d: %d %s", pages, r.status, r.body)
+				}
+				for _, ws := range page.Data {
+					if seen[ws.ID] {
+						t.Fatalf("workspace %s listed twice", ws.Name)
+					}
+					seen[ws.ID] = true
+				}
+				next = ""
+				if page.Next != nil {
+					next = *page.Next
+				}
+			}
+			if pages != tt.wantPages || len(seen) != tt.wantTotal {
+				t.Fatalf("%d pages, %d workspaces; want %d, %d", pages, len(seen), tt.wantPages, tt.wantTotal)
 			}
 		})
 	}
