@@ -165,7 +165,9 @@ func TestListWorkspacesRefusesForeignNext(t *testing.T) {
 	}{
 		{"other host", func(string) string { return "https://elsewhere.example/api/v1/workspaces?cursor=1" }, true, ""},
 		{"other path", func(base string) string { return base + "/api/v1/integrations/connectors?cursor=1" }, true, ""},
-		{"other scheme", func(base string) string { return strings.Replace(base, "http://", "https://", 1) + "/api/v1/workspaces?cursor=1" }, true, ""},
+		{"other scheme", func(base string) string {
+			return strings.Replace(base, "http://", "https://", 1) + "/api/v1/workspaces?cursor=1"
+		}, true, ""},
 		{"relative link", func(string) string { return "/api/v1/workspaces?limit=1&cursor=1" }, false, "limit=1&cursor=1"},
 		{"absolute link", func(base string) string { return base + "/api/v1/workspaces?limit=1&cursor=1" }, false, "limit=1&cursor=1"},
 	}
