@@ -23,6 +23,16 @@
 //	GET  /embedded/source-templates, GET /workspaces, GET /workspaces/{workspace_id}
 //	PUT  /workspaces/{workspace_id}                 operator token; {name?, status: active|inactive, cache_enabled?}
 //	DELETE /workspaces/{workspace_id}               operator token; the workspace and its connectors go at once
+//	GET  /workspaces/stats                          {active_count, inactive_count, total_count}
+//	GET  /integrations/templates/sources            ?use_global, tags, tags_mode; /global; /{id}
+//	GET  /embedded/source-templates/{id}
+//	GET  /integrations/definitions/sources          ?name (partial, any case); /{id} with the spec
+//	POST /integrations/connectors/{id}/execute      {entity, action, params?}; canned answer: status
+//	                                                "success", result {entity, action, records: []}
+//
+// GET /workspaces answers next as the full URL of the next page (filters and limit kept), to be
+// followed as it is. Path ids are UUIDs: a malformed one answers 422 (FastAPI's validation).
+// A trailing slash on a path is served as the path without it.
 //
 // Behaviour the real API leaves open, decided here [inferred]:
 //   - An operator token creating a connector in a workspace that does not exist creates the
@@ -59,7 +69,9 @@
 // token, scoped_token, scoped_token_info, widget_token, connectors_create, connectors_list,
 // connectors_get, connectors_update, connectors_delete, connectors_check, sources_create,
 // sources_list, sources_get, sources_update, sources_delete, source_templates_list,
-// workspaces_list, workspaces_get, workspaces_update, workspaces_delete. Every decision derives
+// workspaces_list, workspaces_get, workspaces_update, workspaces_delete, workspaces_stats,
+// source_templates_get, source_definitions_list, source_definitions_get, connectors_execute.
+// Every decision derives
 // from (Seed, operation, the operation's request number), so one seed replays the same faults for
 // the same sequence of requests of each operation. A request first waits its latency, then may be dropped, then
 // rate limited (429 + Retry-After), then answered an injected error status; creates

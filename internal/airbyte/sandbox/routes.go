@@ -3,6 +3,7 @@ package sandbox
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -12,7 +13,9 @@ type opHandler func(w http.ResponseWriter, r *http.Request, d decision)
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	handle := func(pattern, op string, h opHandler) { mux.Handle(pattern, s.withFaults(op, h)) }
+	handle := func(pattern, op string, h opHandler) {
+		mux.Handle(pattern, s.withFaults(op, uuidParams(pattern, h)))
+	}
 
 	const app = "/api/v1/account/applications"
 	handle("POST "+app+"/token", OpToken, s.handleToken)
@@ -31,6 +34,15 @@ func (s *Server) routes() http.Handler {
 	handle("PUT "+conn+"/{id}", OpConnectorsUpdate, s.handleConnectorUpdate)
 	handle("DELETE "+conn+"/{id}", OpConnectorsDelete, s.handleConnectorDelete)
 	handle("POST "+conn+"/{id}/check", OpConnectorsCheck, s.handleConnectorCheckID)
+	handle("POST "+conn+"/{id}/execute", OpConnectorsExecute, s.handleConnectorExecute)
+
+	const integrations = "/api/v1/integrations"
+	handle("GET "+integrations+"/templates/sources", OpSourceTemplatesList, s.handleIntegrationTemplates)
+	handle("GET "+integrations+"/templates/sources/global", OpSourceTemplatesList, s.handleGlobalTemplates)
+	handle("GET "+integrations+"/templates/sources/{id}", OpSourceTemplatesGet, s.handleTemplateGet)
+	handle("GET /api/v1/embedded/source-templates/{id}", OpSourceTemplatesGet, s.handleTemplateGet)
+	handle("GET "+integrations+"/definitions/sources", OpSourceDefinitionsList, s.handleDefinitions)
+	handle("GET "+integrations+"/definitions/sources/{id}", OpSourceDefinitionsGet, s.handleDefinitionGet)
 
 	for _, prefix := range []string{"/api/v1/embedded/sources", "/api/v1/integrations/sources"} {
 		handle("POST "+prefix, OpSourcesCreate, s.handleSourceCreate)
@@ -41,6 +53,7 @@ func (s *Server) routes() http.Handler {
 	}
 	handle("GET /api/v1/embedded/source-templates", OpSourceTemplatesList, s.handleSourceTemplates)
 	handle("GET /api/v1/workspaces", OpWorkspacesList, s.handleWorkspaceList)
+	handle("GET /api/v1/workspaces/stats", OpWorkspacesStats, s.handleWorkspaceStats)
 	handle("GET /api/v1/workspaces/{workspace_id}", OpWorkspacesGet, s.handleWorkspaceGet)
 	handle("PUT /api/v1/workspaces/{workspace_id}", OpWorkspacesUpdate, s.handleWorkspaceUpdate)
 	handle("DELETE /api/v1/workspaces/{workspace_id}", OpWorkspacesDelete, s.handleWorkspaceDelete)
@@ -54,7 +67,49 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "", "not_found", "no route for "+r.Method+" "+r.URL.Path)
 	})
-	return mux
+	return withoutTrailingSlash(mux)
+}
+
+// withoutTrailingSlash serves /api/v1/x/ as /api/v1/x, as Airbyte does.
+func withoutTrailingSlash(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; strings.HasPrefix(p, "/api/") && strings.HasSuffix(p, "/") {
+			u := *r.URL
+			u.Path = strings.TrimRight(p, "/")
+			u.RawPath = strings.TrimRight(u.RawPath, "/")
+			r2 := *r
+			r2.URL = &u
+			r = &r2
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// uuidParams answers 422, as FastAPI's validation does, when a {wildcard} of pattern (every path
+// id of the API is a UUID) is not a UUID.
+func uuidParams(pattern string, h opHandler) opHandler {
+	var names []string
+	for rest := pattern; ; {
+		i := strings.Index(rest, "{")
+		if i < 0 {
+			break
+		}
+		j := strings.Index(rest[i:], "}")
+		names = append(names, rest[i+1:i+j])
+		rest = rest[i+j:]
+	}
+	if len(names) == 0 {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request, d decision) {
+		for _, n := range names {
+			if !validUUID(r.PathValue(n)) {
+				writeError(w, http.StatusUnprocessableEntity, n, "uuid_parsing", "path parameter "+n+" is not a valid UUID")
+				return
+			}
+		}
+		h(w, r, d)
+	}
 }
 
 // withFaults counts the request, applies the fault plan, and otherwise runs h.

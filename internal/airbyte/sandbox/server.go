@@ -88,6 +88,7 @@ var operations = []string{
 	OpConnectorsCreate, OpConnectorsList, OpConnectorsGet, OpConnectorsUpdate, OpConnectorsDelete, OpConnectorsCheck,
 	OpSourcesCreate, OpSourcesList, OpSourcesGet, OpSourcesUpdate, OpSourcesDelete, OpSourceTemplatesList,
 	OpWorkspacesList, OpWorkspacesGet, OpWorkspacesUpdate, OpWorkspacesDelete,
+	OpSourceTemplatesGet, OpSourceDefinitionsList, OpSourceDefinitionsGet, OpConnectorsExecute, OpWorkspacesStats,
 }
 
 // New returns a sandbox with cfg's defaults filled in.
