@@ -234,9 +234,13 @@ func (s *Server) handleConnectorCreate(w http.ResponseWriter, r *http.Request, d
 		rerr.write(w)
 		return
 	}
-	ws, err := s.resolveWorkspace(p, req.workspaceNameOf(), true)
+	ws, err := s.resolveWorkspace(p, req.workspaceNameOf(), !s.cfg.StrictAuth)
 	if err != nil {
 		writeAuthError(w, err)
+		return
+	}
+	if ws == nil { // strict mode: only a scoped-token mint creates a workspace (AGENTIC-1140)
+		writeError(w, http.StatusNotFound, "workspace_name", "not_found", "workspace not found: mint a scoped token for it first")
 		return
 	}
 	now := s.now().UTC()

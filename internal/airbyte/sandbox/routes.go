@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,7 +15,7 @@ type opHandler func(w http.ResponseWriter, r *http.Request, d decision)
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern, op string, h opHandler) {
-		mux.Handle(pattern, s.withFaults(op, uuidParams(pattern, h)))
+		mux.Handle(pattern, s.withFaults(op, s.requireToken(documentedToken(pattern), uuidParams(pattern, h))))
 	}
 
 	const app = "/api/v1/account/applications"
@@ -68,6 +69,55 @@ func (s *Server) routes() http.Handler {
 		writeError(w, http.StatusNotFound, "", "not_found", "no route for "+r.Method+" "+r.URL.Path)
 	})
 	return withoutTrailingSlash(mux)
+}
+
+// tokenKind is the bearer token an operation documents.
+type tokenKind int
+
+const (
+	tokenNone        tokenKind = iota // the application token mint itself
+	tokenApplication                  // "Requires an Access Token as the bearer token"
+	tokenScoped                       // "Requires a Scoped Token as the bearer token"
+)
+
+// documentedToken is the token the specs document for a route pattern ("METHOD /path").
+func documentedToken(pattern string) tokenKind {
+	_, path, _ := strings.Cut(pattern, " ")
+	switch {
+	case path == "/api/v1/account/applications/token":
+		return tokenNone
+	case strings.HasSuffix(path, "/scoped-token/info"), path == "/api/v1/embedded/scoped-token-info",
+		strings.HasPrefix(path, "/api/v1/embedded/sources"), strings.HasPrefix(path, "/api/v1/embedded/source-templates"):
+		return tokenScoped
+	default:
+		return tokenApplication
+	}
+}
+
+type principalKey struct{}
+
+// requireToken, in strict mode, authenticates the request and refuses the token kind the
+// operation does not document (403); the principal rides in the context to the handler, which
+// then does not verify the token again.
+func (s *Server) requireToken(kind tokenKind, h opHandler) opHandler {
+	if !s.cfg.StrictAuth || kind == tokenNone {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request, d decision) {
+		p, err := s.authenticate(r)
+		switch {
+		case err != nil:
+		case kind == tokenApplication && !p.isOperator():
+			err = forbidden("this operation requires an application (access) token as the bearer token")
+		case kind == tokenScoped && p.isOperator():
+			err = forbidden("this operation requires a scoped token as the bearer token")
+		}
+		if err != nil {
+			writeAuthError(w, err)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)), d)
+	}
 }
 
 // withoutTrailingSlash serves /api/v1/x/ as /api/v1/x, as Airbyte does.

@@ -44,6 +44,13 @@ type Config struct {
 	Faults Faults
 	// Seed makes every random fault decision deterministic.
 	Seed int64
+	// StrictAuth enforces each operation's documented bearer token: an application token for
+	// /integrations/*, the token mints, /integrations/sources* and /workspaces*; a scoped token
+	// for scoped-token info, /embedded/sources* and /embedded/source-templates*. The other kind
+	// answers 403. It also answers 404 to a connector create naming a workspace no scoped-token
+	// mint has created (AGENTIC-1140) instead of creating it. Off, either token is accepted
+	// wherever the caller may act on the workspace, as the seed docs' examples assume.
+	StrictAuth bool
 	// Logger receives one debug line per request; nil discards.
 	Logger *slog.Logger
 	// Now is the clock for token lifetimes and timestamps; nil is time.Now.
