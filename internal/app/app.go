@@ -6,11 +6,12 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
+	crand "crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -61,7 +62,7 @@ func Topology(cfg config.Config) consumer.Topology {
 	return consumer.Topology{
 		SubjectPrefix: cfg.SubjectPrefix, RequestsStream: cfg.RequestsStream, ResultsStream: cfg.ResultsStream,
 		DLQStream: cfg.DLQStream, Consumer: cfg.Consumer, Replicas: cfg.StreamReplicas,
-		DuplicateWindow: cfg.DuplicateWindow,
+		DuplicateWindow: cfg.DuplicateWindow, LedgerBucket: cfg.LedgerBucket,
 	}.WithDefaults()
 }
 
@@ -130,15 +131,40 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	topo := Topology(cfg)
 	leaseTTL := 2 * cfg.AckWait
 	var led *ledger.Ledger
+	mode := consumer.Manage
+	switch {
+	case !cfg.ManageStreams:
+		mode = consumer.VerifyOnly
+	case cfg.ReconcileStreams:
+		mode = consumer.Reconcile
+	}
+	delivery := consumer.ConsumerPolicy{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}
 	// JetStream may be briefly unavailable (a server restarting, a cluster electing a leader): retry
-	// the start-up calls until they succeed or the process is told to stop, rather than exit.
+	// the start-up calls until they succeed or the process is told to stop, rather than exit. Each
+	// call gets a short, jittered timeout, so replicas starting together on a fresh cluster neither
+	// wait out a long timeout nor retry in step.
 	err = backoff.RetryNotify(func() error {
-		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		callCtx, cancel := context.WithTimeout(ctx, startupCallTimeout())
 		defer cancel()
-		if _, err := consumer.Setup(callCtx, js, topo, consumer.ConsumerPolicy{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}); err != nil {
+		report, err := consumer.SetupWith(callCtx, js, topo, delivery, mode)
+		if err != nil {
+			var drift *consumer.DriftError
+			if errors.As(err, &drift) {
+				return backoff.Permanent(err)
+			}
 			return fmt.Errorf("set up streams: %w", err)
 		}
-		l, err := ledger.Open(callCtx, js, ledger.Config{Bucket: cfg.LedgerBucket, Replicas: cfg.StreamReplicas, LeaseTTL: leaseTTL, Owner: owner})
+		for _, d := range report.Applied {
+			logger.Warn("applying this replica's stream settings", "object", d.Object, "setting", d.Setting, "found", d.Found, "want", d.Want)
+		}
+		for _, d := range report.Tolerated {
+			logger.Warn("stream settings differ from this replica's; left as the platform made them", "object", d.Object, "setting", d.Setting, "found", d.Found, "want", d.Want)
+		}
+		bucketReplicas := cfg.StreamReplicas
+		if mode == consumer.VerifyOnly && report.BucketReplicas > 0 {
+			bucketReplicas = report.BucketReplicas // leave the platform's bucket as it is
+		}
+		l, err := ledger.Open(callCtx, js, ledger.Config{Bucket: cfg.LedgerBucket, Replicas: bucketReplicas, LeaseTTL: leaseTTL, Owner: owner})
 		if err != nil {
 			return err
 		}
@@ -219,11 +245,18 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	return nil
 }
 
+// startupCallTimeout bounds one round of start-up calls: 2s plus up to 1s of jitter. A cluster
+// answers in milliseconds once it has a leader; a call stuck on an election is better retried.
+func startupCallTimeout() time.Duration {
+	return 2*time.Second + rand.N(time.Second)
+}
+
 // startupBackOff retries start-up calls without end; the context bounds it.
 func startupBackOff() backoff.BackOff {
 	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 250 * time.Millisecond
-	b.MaxInterval = 5 * time.Second
+	b.InitialInterval = 100 * time.Millisecond
+	b.RandomizationFactor = 0.5
+	b.MaxInterval = 2 * time.Second
 	b.MaxElapsedTime = 0
 	return b
 }
@@ -320,6 +353,6 @@ func DefaultOwner() string {
 		host = "worker"
 	}
 	var b [4]byte
-	_, _ = rand.Read(b[:])
+	_, _ = crand.Read(b[:])
 	return host + "-" + hex.EncodeToString(b[:])
 }
