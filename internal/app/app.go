@@ -140,13 +140,15 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	}
 	delivery := consumer.ConsumerPolicy{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}
 	// JetStream may be briefly unavailable (a server restarting, a cluster electing a leader): retry
-	// the start-up calls until they succeed or the process is told to stop, rather than exit. Each
-	// call gets a short, jittered timeout, so replicas starting together on a fresh cluster neither
-	// wait out a long timeout nor retry in step.
+	// the start-up calls until they succeed or the process is told to stop, rather than exit.
+	// SetupWith bounds each of its calls with a short, jittered timeout (replicas starting together
+	// on a fresh cluster race to create the same streams); a round is bounded more loosely, since
+	// changing a stream's replicas waits on the cluster.
+	var report consumer.SetupReport
 	err = backoff.RetryNotify(func() error {
-		callCtx, cancel := context.WithTimeout(ctx, startupCallTimeout())
+		roundCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		report, err := consumer.SetupWith(callCtx, js, topo, delivery, mode)
+		r, err := consumer.SetupWith(roundCtx, js, topo, delivery, mode)
 		if err != nil {
 			var drift *consumer.DriftError
 			if errors.As(err, &drift) {
@@ -154,16 +156,28 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 			}
 			return fmt.Errorf("set up streams: %w", err)
 		}
-		for _, d := range report.Applied {
-			logger.Warn("applying this replica's stream settings", "object", d.Object, "setting", d.Setting, "found", d.Found, "want", d.Want)
-		}
-		for _, d := range report.Tolerated {
-			logger.Warn("stream settings differ from this replica's; left as the platform made them", "object", d.Object, "setting", d.Setting, "found", d.Found, "want", d.Want)
-		}
-		bucketReplicas := cfg.StreamReplicas
-		if mode == consumer.VerifyOnly && report.BucketReplicas > 0 {
-			bucketReplicas = report.BucketReplicas // leave the platform's bucket as it is
-		}
+		report = r
+		return nil
+	}, backoff.WithContext(startupBackOff(), ctx), func(err error, next time.Duration) {
+		logger.Warn("jetstream not ready; retrying", "error", err, "in", next)
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range report.Applied {
+		logger.Warn("applied this replica's stream settings", "object", d.Object, "setting", d.Setting, "found", d.Found, "want", d.Want)
+	}
+	for _, d := range report.Tolerated {
+		logger.Warn("stream settings differ from this replica's; left as the platform made them", "object", d.Object, "setting", d.Setting, "found", d.Found, "want", d.Want)
+	}
+	bucketReplicas := cfg.StreamReplicas
+	if mode == consumer.VerifyOnly && report.BucketReplicas > 0 {
+		bucketReplicas = report.BucketReplicas // leave the platform's bucket as it is
+	}
+	// The ledger creates its bucket: the same race, so the same short, jittered timeout per call.
+	err = backoff.RetryNotify(func() error {
+		callCtx, cancel := context.WithTimeout(ctx, startupCallTimeout())
+		defer cancel()
 		l, err := ledger.Open(callCtx, js, ledger.Config{Bucket: cfg.LedgerBucket, Replicas: bucketReplicas, LeaseTTL: leaseTTL, Owner: owner})
 		if err != nil {
 			return err
@@ -171,7 +185,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 		led = l
 		return nil
 	}, backoff.WithContext(startupBackOff(), ctx), func(err error, next time.Duration) {
-		logger.Warn("jetstream not ready; retrying", "error", err, "in", next)
+		logger.Warn("ledger not ready; retrying", "error", err, "in", next)
 	})
 	if err != nil {
 		return err
@@ -245,10 +259,11 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	return nil
 }
 
-// startupCallTimeout bounds one round of start-up calls: 2s plus up to 1s of jitter. A cluster
-// answers in milliseconds once it has a leader; a call stuck on an election is better retried.
+// startupCallTimeout bounds one start-up call: 1s plus up to 1s of jitter. A cluster answers in
+// milliseconds once it has a leader; a call stuck on an election, or a create that lost the race
+// to another replica's identical create (the server answers only one), is better retried.
 func startupCallTimeout() time.Duration {
-	return 2*time.Second + rand.N(time.Second)
+	return time.Second + rand.N(time.Second)
 }
 
 // startupBackOff retries start-up calls without end; the context bounds it.

@@ -134,7 +134,8 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology, p ConsumerPo
 // SetupWith verifies the streams, the consumer and the ledger bucket (when t.LedgerBucket is set)
 // and, as mode allows, creates or updates them. It never deletes anything. Refused drift is a
 // *DriftError naming each setting with the value found and the value wanted. Replicas starting
-// together may race to create the same objects: a create that loses the race is verified again.
+// together may race to create the same objects: a create that loses the race, or gets no answer
+// within its short timeout, is verified again, as long as ctx allows.
 func SetupWith(ctx context.Context, js jetstream.JetStream, t Topology, p ConsumerPolicy, mode SetupMode) (SetupReport, error) {
 	t = t.WithDefaults()
 	if p.AckWait <= 0 || p.MaxDeliver <= 0 {
@@ -143,6 +144,9 @@ func SetupWith(ctx context.Context, js jetstream.JetStream, t Topology, p Consum
 	var report SetupReport
 	for attempt := 0; ; attempt++ {
 		drifts, err := Verify(ctx, js, t, p)
+		if unanswered(ctx, err) {
+			continue // a read stuck on an election or behind a create: ask again
+		}
 		if err != nil {
 			return SetupReport{}, err
 		}
@@ -176,8 +180,12 @@ func SetupWith(ctx context.Context, js jetstream.JetStream, t Topology, p Consum
 		if err != nil {
 			return SetupReport{}, err
 		}
-		if raced && attempt < 3 {
-			continue // another replica created it first: verify what it made
+		if raced {
+			// another replica created it first, or the create went unanswered: verify what is there
+			if err := ctx.Err(); err != nil {
+				return SetupReport{}, fmt.Errorf("set up streams after %d attempts: %w", attempt+1, err)
+			}
+			continue
 		}
 		report.Applied = apply
 		report.Consumer, err = js.Consumer(ctx, t.RequestsStream, t.Consumer)
@@ -203,12 +211,14 @@ func applyDrifts(ctx context.Context, js jetstream.JetStream, t Topology, p Cons
 			continue
 		}
 		if kind == DriftMissing {
-			_, err = js.CreateStream(ctx, sc)
+			callCtx, cancel := shortCall(ctx)
+			_, err = js.CreateStream(callCtx, sc)
+			cancel()
 		} else {
 			_, err = js.UpdateStream(ctx, sc)
 		}
 		switch {
-		case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
+		case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse), kind == DriftMissing && unanswered(ctx, err):
 			raced = true
 		case err != nil:
 			return false, fmt.Errorf("stream %s: %w", sc.Name, err)
@@ -227,17 +237,24 @@ func applyDrifts(ctx context.Context, js jetstream.JetStream, t Topology, p Cons
 	}
 	cc := consumerConfig(t, p)
 	if kind == DriftMissing {
-		_, err = js.CreateConsumer(ctx, t.RequestsStream, cc)
+		callCtx, cancel := shortCall(ctx)
+		_, err = js.CreateConsumer(callCtx, t.RequestsStream, cc)
+		cancel()
 	} else {
 		_, err = js.UpdateConsumer(ctx, t.RequestsStream, cc)
 	}
 	switch {
-	case errors.Is(err, jetstream.ErrConsumerExists):
+	case errors.Is(err, jetstream.ErrConsumerExists), kind == DriftMissing && unanswered(ctx, err):
 		raced = true
 	case err != nil:
 		return false, fmt.Errorf("consumer %s: %w", t.Consumer, err)
 	}
 	return raced, nil
+}
+
+// unanswered: a call's own short timeout ran out while ctx is still alive.
+func unanswered(ctx context.Context, err error) bool {
+	return ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded)
 }
 
 // bucketReplicas is the ledger bucket's replica count, 0 when unknown.

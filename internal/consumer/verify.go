@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -94,6 +95,14 @@ const (
 	DefaultDLQMaxBytes = 256 << 20
 )
 
+// shortCall bounds one JetStream read or create: 1s plus up to 500ms of jitter. A cluster answers in
+// milliseconds once it has leaders; a call stuck on an election, or a create that lost the race to
+// another replica's identical create (the server answers only one of them), is better retried
+// than waited out. Replicas starting together thus retry out of step.
+func shortCall(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, time.Second+rand.N(500*time.Millisecond))
+}
+
 // streamConfigs are the three streams as this replica would create them.
 func streamConfigs(t Topology) []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
@@ -181,6 +190,8 @@ func Verify(ctx context.Context, js jetstream.JetStream, t Topology, p ConsumerP
 
 // streamConfig is a stream's configuration, or nil when it does not exist.
 func streamConfig(ctx context.Context, js jetstream.JetStream, name string) (*jetstream.StreamConfig, error) {
+	ctx, cancel := shortCall(ctx)
+	defer cancel()
 	s, err := js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, nil
@@ -239,7 +250,9 @@ func limitText[T int32 | int64 | time.Duration](v T) string {
 
 func consumerDrifts(ctx context.Context, js jetstream.JetStream, t Topology, p ConsumerPolicy) ([]Drift, error) {
 	obj := "consumer " + t.Consumer
-	c, err := js.Consumer(ctx, t.RequestsStream, t.Consumer)
+	callCtx, cancel := shortCall(ctx)
+	defer cancel()
+	c, err := js.Consumer(callCtx, t.RequestsStream, t.Consumer)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
 		return []Drift{{Object: obj, Setting: "exists", Found: "no", Want: "yes", Kind: DriftMissing}}, nil
 	}

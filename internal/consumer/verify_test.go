@@ -272,7 +272,8 @@ func assertReplicas(t *testing.T, js jetstream.JetStream, streams []string, want
 // Replicas starting together on a fresh cluster race to create the same streams and consumer: every
 // one of them succeeds, and the objects are created once.
 func TestSetupToleratesTheConcurrentCreateRace(t *testing.T) {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	cluster := natsclustertest.StartInProcess(t, 3)
 	topo := consumer.Topology{Replicas: 3}.WithDefaults()
 	const replicas = 3
