@@ -221,7 +221,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 		}
 	}
 	svc, err := provision.New(client, store, led, m, provision.Config{
-		Policy: policy, Lookup: provision.LookupMode(cfg.Lookup),
+		Policy: policy, Lookup: provision.LookupMode(cfg.Lookup), CheckCredentials: cfg.CheckCredentials,
 		Budget:          cfg.AckWait * 2 / 3,
 		LeaseRenewEvery: leaseTTL / 4,
 		LeaseMargin:     cfg.AirbyteTimeout + time.Second,

@@ -67,6 +67,7 @@ type Config struct {
 	Vault            vault.VaultConfig
 	SecretPathPolicy string
 	Lookup           string
+	CheckCredentials bool
 
 	MetricsAddr     string
 	LogFormat       string
@@ -156,6 +157,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.Vault.TLSServerName, "vault-tls-server-name", c.Vault.TLSServerName, "server name to verify Vault's certificate against")
 	fs.StringVar(&c.SecretPathPolicy, "secret-path-policy", c.SecretPathPolicy, "path template every secret reference of a request must fall under, e.g. customers/{workspace_name}/ (empty = no restriction)")
 	fs.StringVar(&c.Lookup, "lookup", c.Lookup, "when to list a workspace's connectors before creating: recovery (after an interrupted attempt) or always")
+	fs.BoolVar(&c.CheckCredentials, "check-credentials", c.CheckCredentials, "run Airbyte's credential check before every create or replace, as if each credentials.submitted said \"check\": true")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "address of /metrics, /healthz and /readyz (empty = off)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "auto (text on a terminal, else json), text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")

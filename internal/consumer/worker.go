@@ -248,8 +248,11 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		stampRevision(dec.Result, order.revision)
 	} else {
 		attrs := []slog.Attr{slog.String("request_id", req.ID()), slog.String("workspace", req.WorkspaceName())}
-		if req.CredentialsSubmitted != nil {
+		switch {
+		case req.CredentialsSubmitted != nil:
 			attrs = append(attrs, slog.String("connector_kind", req.CredentialsSubmitted.ConnectorKind()))
+		case req.ConnectorDisconnected != nil:
+			attrs = append(attrs, slog.String("connector_kind", req.ConnectorDisconnected.ConnectorKind()))
 		}
 		logger = slog.New(logger.Handler().WithAttrs(attrs))
 		// lines logged with the request's context (the Airbyte client, the secret store) carry them too

@@ -36,6 +36,7 @@ func TestRotation(t *testing.T) {
 			d := w.until(t, tc.request("r2", r.secret("acme/v2.json", "ghp_two")), r.next())
 			res := expect(t, d, provision.Ack, contract.MessageSourceUpdated)
 			now := r.only(t)
+			holding(t, now, "ghp_two")
 			if connectorID(t, res) != now.ID || res.Revision != 1 {
 				t.Fatalf("result names %s (revision %d); Airbyte holds %s", connectorID(t, res), res.Revision, now.ID)
 			}
@@ -93,6 +94,7 @@ func TestReplaceCrashPoints(t *testing.T) {
 			b := r.worker(workerOpts{owner: "b", leaseTTL: time.Second})
 			res := expect(t, b.until(t, submit("r2", ref), seq), provision.Ack, contract.MessageSourceUpdated)
 			now := r.only(t)
+			holding(t, now, "ghp_two")
 			if now.ID == old || connectorID(t, res) != now.ID || res.ReplacedID != old {
 				t.Fatalf("after a kill at %s: Airbyte holds %s (old %s); result %s", step, now.ID, old, resultText(res))
 			}
@@ -135,6 +137,7 @@ func TestOutOfOrderDelivery(t *testing.T) {
 	if after := r.sandbox.Stats(); after.Created != stats.Created || after.Deleted != stats.Deleted || r.only(t).ID != created {
 		t.Fatal("a superseded request changed Airbyte")
 	}
+	holding(t, r.only(t), "ghp_two")
 	// the same superseded request, published again with a newer sequence, keeps its verdict
 	dup := expect(t, w.until(t, submit("r1", ref1), seq4), provision.Ack, contract.MessageSourceUpdateError)
 	if dup.Error.Code != contract.CodeSuperseded || r.only(t).ID != created {
@@ -216,6 +219,7 @@ func TestRotationRacesDisconnect(t *testing.T) {
 						t.Fatalf("round %d: the later rotation was superseded", round)
 					}
 					now := r.only(t)
+					holding(t, now, "ghp_two")
 					if now.ID == first || connectorID(t, rot.Result) != now.ID {
 						t.Fatalf("round %d: Airbyte holds %s; rotation says %s (first %s)", round, now.ID, resultText(rot.Result), first)
 					}

@@ -76,6 +76,7 @@ type workerOpts struct {
 	leaseTTL time.Duration
 	atStep   func(provision.Step) error
 	check    bool
+	budget   time.Duration
 	kv       func(jetstream.KeyValue) ledger.KV
 }
 
@@ -90,6 +91,9 @@ func (r *rig) worker(o workerOpts) *worker {
 	ctx := context.Background()
 	if o.leaseTTL == 0 {
 		o.leaseTTL = 3 * time.Second
+	}
+	if o.budget == 0 {
+		o.budget = 8 * time.Second
 	}
 	_, js := r.nats.Connect(r.t)
 	led, err := ledger.Open(ctx, js, ledger.Config{Bucket: "provisioner_ledger", LeaseTTL: o.leaseTTL, Owner: o.owner})
@@ -119,7 +123,7 @@ func (r *rig) worker(o workerOpts) *worker {
 		r.t.Fatal(err)
 	}
 	svc, err := provision.New(client, store, led, m, provision.Config{
-		Budget: 8 * time.Second, LeaseRenewEvery: o.leaseTTL / 4, LeaseMargin: 500 * time.Millisecond,
+		Budget: o.budget, LeaseRenewEvery: o.leaseTTL / 4, LeaseMargin: 500 * time.Millisecond,
 		CreateSettle: 4 * time.Second, CheckCredentials: o.check, AtStep: o.atStep,
 		NewBackOff: func() backoff.BackOff {
 			b := backoff.NewExponentialBackOff()
@@ -194,6 +198,14 @@ func (r *rig) only(t *testing.T) sandbox.Connector {
 		t.Fatalf("%d connectors at Airbyte, want exactly one: %+v", len(cs), cs)
 	}
 	return cs[0]
+}
+
+// holding fails unless the connector holds exactly the token (by the sandbox's credentials digest).
+func holding(t *testing.T, c sandbox.Connector, token string) {
+	t.Helper()
+	if want := sandbox.CredentialsSHA256(map[string]string{"token": token}); c.CredentialsSHA256 != want {
+		t.Fatalf("connector %s holds other credentials than the last request's", c.ID)
+	}
 }
 
 func expect(t *testing.T, d provision.Decision, action provision.Action, message string) *contract.Result {
