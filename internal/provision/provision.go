@@ -37,6 +37,8 @@ type Airbyte interface {
 	DeleteConnector(ctx context.Context, workspaceName, id string) (*airbyte.ConnectorSourceDeleteAcceptedResponse, error)
 	UpdateSource(ctx context.Context, workspaceName, id string, req airbyte.SourceUpdateRequest) (*airbyte.SourceUpdateResponse, error)
 	CheckConnectorConfig(ctx context.Context, req airbyte.ConnectorSourceCheckConfigRequest) (*airbyte.ConnectorSourceCheckConfigResponse, error)
+	UpdateWorkspace(ctx context.Context, id string, req airbyte.WorkspaceUpdateRequest) (*airbyte.WorkspaceUpdateResponse, error)
+	DeleteWorkspace(ctx context.Context, id string) (*airbyte.WorkspaceDeleteResponse, error)
 }
 
 // Secrets fetches credentials by reference. Implemented by *vault.Store.
@@ -49,6 +51,11 @@ type Secrets interface {
 type Ledger interface {
 	Claim(ctx context.Context, id ledger.Identity, req ledger.Request) (ledger.Claim, error)
 	Note(ctx context.Context, id ledger.Identity, req ledger.Request, record json.RawMessage) (ledger.Claim, error)
+	// offboarding: a workspace's marker, its identities by key
+	MarkOffboarded(ctx context.Context, workspace string, req ledger.Request) (ledger.Offboarding, bool, error)
+	RecordOffboarded(ctx context.Context, workspace string, o ledger.Offboarding) error
+	WorkspaceIdentities(ctx context.Context, workspace string) ([]string, error)
+	ClaimKey(ctx context.Context, workspace, key string, req ledger.Request) (ledger.Claim, error)
 }
 
 // Observer receives the domain events worth counting. Implemented by *metrics.Metrics.
@@ -211,6 +218,8 @@ func (s *Service) Handle(ctx context.Context, req event.Request, d Delivery) Dec
 		dec = s.customerOnboarded(ctx, req, d)
 	case contract.KindConnectorDisconnected:
 		dec = s.connectorDisconnected(ctx, req, d)
+	case contract.KindCustomerOffboarded:
+		dec = s.customerOffboarded(ctx, req, d)
 	default:
 		dec = s.fail(req, d, event.Coded(contract.CodeUnsupportedSubject, false, fmt.Errorf("unsupported request kind %q", req.Kind)))
 	}
