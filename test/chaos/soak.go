@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,8 +39,10 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 		return nil, err
 	}
 	st := plan.Stats()
-	fmt.Fprintf(out, "chaos: seed=%d requests=%d publishes=%d resends=%d same_identity_ids=%d missing_secret=%d workspaces=%d workers=%d kills=%d nats_restarts=%d\n",
-		o.plan.Seed, st.Requests, st.Sends, st.Resends, st.SameIdentity, st.Missing, o.plan.Workspaces, o.workers, o.kills, o.natsRestarts)
+	fmt.Fprintf(out, "chaos: seed=%d requests=%d publishes=%d resends=%d exact_duplicates=%d same_identity_ids=%d missing_secret=%d workspaces=%d workers=%d kills=%d nats_restarts=%d\n",
+		o.plan.Seed, st.Requests, st.Sends, st.Resends, st.ExactDuplicates, st.SameIdentity, st.Missing, o.plan.Workspaces, o.workers, o.kills, o.natsRestarts)
+	fmt.Fprintf(out, "chaos: lifecycle: identities=%d (embedded %d) rotations=%d resubmits=%d disconnects=%d\n",
+		st.Identities, st.Embedded, st.Rotations, st.Resubmits, st.Disconnects)
 
 	dir, removeDir, err := workDir(o.dir)
 	if err != nil {
@@ -180,7 +184,7 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 
 	finalCtx, cancelFinal := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancelFinal()
-	obs, err := observe(finalCtx, js, reader, tl, sb, plan)
+	obs, err := observe(finalCtx, js, reader, tl, airbyteURL, plan)
 	if err != nil {
 		return nil, err
 	}
@@ -448,7 +452,7 @@ func resendLate(ctx context.Context, js jetstream.JetStream, p *Plan, n int, pau
 }
 
 // observe collects the final state once the workers are stopped.
-func observe(ctx context.Context, js jetstream.JetStream, reader *ResultReader, tl *Timeline, sb *sandbox.Server, p *Plan) (Observation, error) {
+func observe(ctx context.Context, js jetstream.JetStream, reader *ResultReader, tl *Timeline, airbyteURL string, p *Plan) (Observation, error) {
 	var o Observation
 	var err error
 	if err = reader.CatchUp(ctx, tl); err != nil {
@@ -468,15 +472,43 @@ func observe(ctx context.Context, js jetstream.JetStream, reader *ResultReader, 
 	for _, r := range p.Requests {
 		workspaces[r.Identity.Workspace] = true
 	}
-	for ws := range workspaces {
-		for _, c := range sb.Connectors(ws) {
-			o.Connectors = append(o.Connectors, Connector{
-				ID: c.ID, CreatedAt: c.CreatedAt,
-				Identity: Identity{Workspace: c.WorkspaceName, ConnectorType: c.ConnectorType, Name: c.Name},
-			})
+	for _, ws := range slices.Sorted(maps.Keys(workspaces)) {
+		cs, err := sandboxConnectors(ctx, airbyteURL, ws)
+		if err != nil {
+			return o, err
 		}
+		o.Connectors = append(o.Connectors, cs...)
 	}
 	return o, nil
+}
+
+// sandboxConnectors asks the sandbox's admin view which connectors a workspace holds, and which
+// credentials (by digest) each one holds.
+func sandboxConnectors(ctx context.Context, airbyteURL, workspace string) ([]Connector, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, airbyteURL+"/_sandbox/connectors?workspace_name="+url.QueryEscape(workspace), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox connectors of %s: %w", workspace, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("sandbox connectors of %s: status %d", workspace, resp.StatusCode)
+	}
+	var cs []sandbox.Connector
+	if err := json.NewDecoder(resp.Body).Decode(&cs); err != nil {
+		return nil, fmt.Errorf("sandbox connectors of %s: %w", workspace, err)
+	}
+	out := make([]Connector, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, Connector{
+			ID: c.ID, CreatedAt: c.CreatedAt, CredentialsSHA256: c.CredentialsSHA256,
+			Identity: Identity{Workspace: c.WorkspaceName, ConnectorType: c.ConnectorType, Name: c.Name},
+		})
+	}
+	return out, nil
 }
 
 // scanLogs counts secrets and tokens in the worker logs.
