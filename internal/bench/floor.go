@@ -3,7 +3,10 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -58,12 +61,19 @@ func setupFloor(ctx context.Context, js jetstream.JetStream, maxAckPending int) 
 // per worker, one scoped token per workspace, one create per request, a list first under
 // lookup=always), with none of the product's logic: no schema, no policy, no secret fetch, no
 // lease, no retries, no metrics.
+//
+// A request for an identity the floor's bucket already holds is a rotation, made as the product
+// replaces an Agent Engine connector: a KV get, the create of the new connector, the delete of the
+// old one, and a KV revision CAS recording the new one.
 type floorWorker struct {
 	js          jetstream.JetStream
 	kv          jetstream.KeyValue
 	api         *floorAPI
 	concurrency int
 	listFirst   bool
+	// record keeps each created connector's id under its identity (the rotate scenario's setup,
+	// which is not measured), so that a rotation knows which connector to replace.
+	record bool
 }
 
 // run consumes until ctx ends, then waits for the requests it started.
@@ -113,9 +123,9 @@ func (w *floorWorker) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	message := "source_created"
-	if err := w.work(ctx, req); err != nil {
-		message = "source_create_error"
+	message, err := w.work(ctx, req)
+	if err != nil {
+		message += "_error"
 	}
 	res := &nats.Msg{Subject: floorPrefix + ".results." + message, Header: nats.Header{},
 		Data: fmt.Appendf(nil, `{"type":"end_user_action_result","message":%q,"request_id":%q}`, message, req.ID)}
@@ -128,24 +138,72 @@ func (w *floorWorker) handle(ctx context.Context, msg jetstream.Msg) {
 	_ = msg.Ack()
 }
 
-func (w *floorWorker) work(ctx context.Context, req floorRequest) error {
-	if _, err := w.kv.Create(ctx, "r."+req.ID, []byte(`{"state":"leased"}`)); err != nil {
+// work makes the request's calls and says which result they earn: source_created or source_updated.
+func (w *floorWorker) work(ctx context.Context, req floorRequest) (string, error) {
+	key := floorKey(req)
+	if _, err := w.kv.Create(ctx, key, []byte(`{"state":"leased"}`)); errors.Is(err, jetstream.ErrKeyExists) {
+		return "source_update", w.rotate(ctx, req, key)
+	} else if err != nil {
+		return "source_create", err
+	}
+	token, err := w.api.scopedToken(ctx, req.WorkspaceName)
+	if err != nil {
+		return "source_create", err
+	}
+	if w.listFirst {
+		if err := w.api.call(ctx, http.MethodGet, connectorsPath+"?workspace_name="+url.QueryEscape(req.WorkspaceName), token, nil, nil); err != nil {
+			return "source_create", err
+		}
+	}
+	id, err := w.create(ctx, req, token, w.record)
+	if err == nil && w.record {
+		_, err = w.kv.Put(ctx, key, []byte(id))
+	}
+	return "source_created", err
+}
+
+// rotate replaces the identity's connector: the new one first, then the old one goes.
+func (w *floorWorker) rotate(ctx context.Context, req floorRequest, key string) error {
+	entry, err := w.kv.Get(ctx, key)
+	if err != nil {
 		return err
 	}
 	token, err := w.api.scopedToken(ctx, req.WorkspaceName)
 	if err != nil {
 		return err
 	}
-	if w.listFirst {
-		if err := w.api.call(ctx, http.MethodGet, connectorsPath+"?workspace_name="+url.QueryEscape(req.WorkspaceName), token, nil, nil); err != nil {
-			return err
-		}
+	id, err := w.create(ctx, req, token, true)
+	if err != nil {
+		return err
 	}
+	if err := w.api.call(ctx, http.MethodDelete, connectorsPath+"/"+string(entry.Value()), token, nil, nil); err != nil {
+		return err
+	}
+	_, err = w.kv.Update(ctx, key, []byte(id), entry.Revision())
+	return err
+}
+
+// create makes the connector; it reads the answer only when the id is wanted, as the create
+// scenario's floor never did.
+func (w *floorWorker) create(ctx context.Context, req floorRequest, token secret.Value, wantID bool) (string, error) {
 	body, _ := json.Marshal(map[string]any{
 		"name": req.Name, "workspace_name": req.WorkspaceName, "connector_type": "github",
 		"credentials": map[string]string{"token": floorCredential},
 	})
-	return w.api.call(ctx, http.MethodPost, connectorsPath, token, body, nil)
+	if !wantID {
+		return "", w.api.call(ctx, http.MethodPost, connectorsPath, token, body, nil)
+	}
+	var out struct {
+		ID string `json:"id"`
+	}
+	err := w.api.call(ctx, http.MethodPost, connectorsPath, token, body, &out)
+	return out.ID, err
+}
+
+// floorKey is the identity's key in the floor's bucket.
+func floorKey(req floorRequest) string {
+	sum := sha256.Sum256([]byte(req.WorkspaceName + "\x00" + req.Name))
+	return "c." + hex.EncodeToString(sum[:16])
 }
 
 // floorCredential is the made-up GitHub token of the floor's connectors.
