@@ -1,6 +1,7 @@
-# The chaos soak (issue 4): test/chaos runs three `provisioner run` processes against an in-process
-# NATS server and Airbyte sandbox, with injected faults, SIGKILLs and a NATS restart, and ends with
-# one `chaos: requests=... pending=N` line; it exits non-zero unless every guarantee held.
+# The chaos soak (issues 4 and 11): test/chaos runs three `provisioner run` processes against an
+# in-process NATS server and Airbyte sandbox, with the connectors' lifecycle (rotations,
+# disconnects, re-submits, duplicates), injected faults, SIGKILLs and a NATS restart, and ends with
+# one `chaos: requests=... superseded=N` line; it exits non-zero unless every guarantee held.
 # Same build flags as `build`, so the packages compiled for bin/provisioner are reused.
 
 CHAOS_FLAGS ?=

@@ -42,18 +42,21 @@ type connectorKind struct {
 	Type     string
 	Fields   []string
 	Template string
+	// Several: the sandbox has several templates of this type, so that a create by connector_type
+	// is refused (source_template_id required); its identities are all embedded sources.
+	Several bool
 }
 
 // kinds are the connector types the soak asks for: token and OAuth schemes.
 var kinds = []connectorKind{
-	{"github", []string{"token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e01"},
-	{"gitlab", []string{"token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e02"},
-	{"stripe", []string{"token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e05"},
-	{"slack", []string{"token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e07"},
-	{"notion", []string{"token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e08"},
-	{"jira", []string{"token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e09"},
-	{"hubspot", []string{"client_id", "client_secret", "refresh_token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e03"},
-	{"salesforce", []string{"client_id", "client_secret", "refresh_token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e04"},
+	{"github", []string{"token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e01", false},
+	{"gitlab", []string{"token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e02", false},
+	{"stripe", []string{"token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e05", false},
+	{"slack", []string{"token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e07", false},
+	{"notion", []string{"token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e08", false},
+	{"jira", []string{"token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e09", true},
+	{"hubspot", []string{"client_id", "client_secret", "refresh_token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e03", false},
+	{"salesforce", []string{"client_id", "client_secret", "refresh_token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e04", true},
 }
 
 // Identity is what makes two requests ask for the same connector. Embedded sources are named
@@ -166,13 +169,16 @@ func NewPlan(cfg PlanConfig) (*Plan, error) {
 			k := kinds[rng.IntN(len(kinds))]
 			r = Request{ID: id, Op: OpSubmit, Identity: Identity{Workspace: ws, ConnectorType: k.Type, Name: fmt.Sprintf("Missing %d", i)},
 				SecretPath: fmt.Sprintf("customers/%s/missing-%d.json", ws, i), MissingSecret: true}
+			if k.Several {
+				r.Template = k.Template
+			}
 		case u < cfg.Missing+cfg.SameIdentity && life.canContinue():
 			r = life.next(rng, id)
 		default:
 			ws := workspaces[rng.IntN(len(workspaces))]
 			k := kinds[rng.IntN(len(kinds))]
 			prefix, template := "", ""
-			if rng.Float64() < cfg.Embedded {
+			if rng.Float64() < cfg.Embedded || k.Several {
 				prefix, template = "embedded ", k.Template
 			}
 			key := [2]string{ws, prefix + k.Type}
