@@ -117,6 +117,8 @@ func (e *env) start(mutate func(*config.Config)) *replica {
 	cfg := e.config()
 	if mutate != nil {
 		mutate(&cfg)
+		// a test that changes the delivery policy deploys it over the env's consumer on purpose
+		cfg.ReconcileStreams = cfg.ManageStreams
 	}
 	if err := cfg.Validate(); err != nil {
 		e.t.Fatal(err)
