@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/provisioner-dev/provisioner/contract"
 )
@@ -25,42 +24,69 @@ func (c *Client) Await(ctx context.Context, requestID string) (*contract.Result,
 	if requestID == "" {
 		return nil, errors.New("await: empty request id")
 	}
-	filter := contract.ResultFilter(c.opts.prefix, requestID)
-	// listen before looking, so that a verdict published in between is heard
-	live := make(chan *nats.Msg, 8)
-	sub, err := c.nc.ChanSubscribe(filter, live)
+	l, err := c.listen(requestID)
+	if err != nil {
+		return nil, err
+	}
+	defer l.stop()
+	return c.wait(ctx, l, true)
+}
+
+// listener is one request's subscription to its results, and what was found so far.
+type listener struct {
+	requestID, filter string
+	sub               *nats.Subscription
+	live              chan *nats.Msg
+	found             waiter
+}
+
+// listen subscribes to the results of one request. Whatever the connection sends after it (a
+// lookup, the request itself) reaches the server after the subscription, so nothing published
+// from then on is missed.
+func (c *Client) listen(requestID string) (*listener, error) {
+	l := &listener{requestID: requestID, filter: contract.ResultFilter(c.opts.prefix, requestID), live: make(chan *nats.Msg, 8)}
+	sub, err := c.nc.ChanSubscribe(l.filter, l.live)
 	if err != nil {
 		return nil, fmt.Errorf("await request %s: %w", requestID, err)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := c.flush(ctx); err != nil {
-		return nil, c.ended(ctx, requestID, err)
+	l.sub = sub
+	return l, nil
+}
+
+func (l *listener) stop() { _ = l.sub.Unsubscribe() }
+
+// wait returns the verdict l hears, or finds stored: first (lookFirst) and then every recheck
+// interval, in case it was published when the connection was down.
+func (c *Client) wait(ctx context.Context, l *listener, lookFirst bool) (*contract.Result, error) {
+	if lookFirst {
+		if err := c.lookup(ctx, l.filter, l.requestID, &l.found); err != nil {
+			return nil, c.ended(ctx, l.requestID, err)
+		}
+		if l.found.best != nil {
+			return verdict(l.found.best)
+		}
 	}
-	var w waiter
-	if err := c.lookup(ctx, filter, requestID, &w); err != nil {
-		return nil, c.ended(ctx, requestID, err)
-	}
-	if w.best != nil {
-		return verdict(w.best)
+	if c.lookedUp != nil {
+		c.lookedUp(l.requestID)
 	}
 	recheck := time.NewTicker(c.opts.recheck)
 	defer recheck.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, c.ended(ctx, requestID, ctx.Err())
-		case m := <-live:
+			return nil, c.ended(ctx, l.requestID, ctx.Err())
+		case m := <-l.live:
 			var r contract.Result
-			if json.Unmarshal(m.Data, &r) == nil && r.RequestID == requestID {
-				// the newest verdict there is: it was published after the lookup found none
+			if json.Unmarshal(m.Data, &r) == nil && r.RequestID == l.requestID {
+				// the newest verdict there is: nothing was stored when it was listened for
 				return verdict(&r)
 			}
 		case <-recheck.C:
-			if err := c.lookup(ctx, filter, requestID, &w); err != nil && ctx.Err() == nil {
+			if err := c.lookup(ctx, l.filter, l.requestID, &l.found); err != nil && ctx.Err() == nil {
 				continue // the connection may be down; listening goes on, and so do rechecks
 			}
-			if w.best != nil {
-				return verdict(w.best)
+			if l.found.best != nil {
+				return verdict(l.found.best)
 			}
 		}
 	}
@@ -70,33 +96,40 @@ func (c *Client) Await(ctx context.Context, requestID string) (*contract.Result,
 type waiter struct {
 	best    *contract.Result
 	bestSeq uint64
-	next    uint64 // the stream sequence the next lookup starts at
 }
 
-// lookup reads the stored results on filter from w.next on, one by one (the server finds each by
-// subject; it does not send the others), and keeps the best one for requestID.
+// lookup reads the last stored result on filter, the request's latest verdict, with one request to
+// the JetStream API (the server finds it by subject and sends nothing else). If that result is
+// another request's (an id with the same token), it reads the filter's results one by one instead.
 func (c *Client) lookup(ctx context.Context, filter, requestID string, w *waiter) error {
-	stream, err := c.resultsStream(ctx)
-	if err != nil {
+	m, err := c.getResult(ctx, msgGetRequest{LastBySubject: filter})
+	if err != nil || m == nil {
 		return err
 	}
-	for {
-		m, err := stream.GetMsg(ctx, max(w.next, 1), jetstream.WithGetMsgSubject(filter))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil
-		}
-		if err != nil {
+	if w.consider(m, requestID) {
+		return nil
+	}
+	for seq := uint64(1); ; {
+		m, err := c.getResult(ctx, msgGetRequest{Seq: seq, NextBySubject: filter})
+		if err != nil || m == nil {
 			return err
 		}
-		w.next = m.Sequence + 1
-		var r contract.Result
-		if json.Unmarshal(m.Data, &r) != nil || r.RequestID != requestID {
-			continue // another id with the same token, or not a result
-		}
-		if w.best == nil || supersedes(&r, m.Sequence, w.best, w.bestSeq) {
-			w.best, w.bestSeq = &r, m.Sequence
-		}
+		w.consider(m, requestID)
+		seq = m.Sequence + 1
 	}
+}
+
+// consider keeps m if it is a result of requestID that supersedes the best so far, and reports
+// whether it is a result of requestID.
+func (w *waiter) consider(m *storedMsg, requestID string) bool {
+	var r contract.Result
+	if json.Unmarshal(m.Data, &r) != nil || r.RequestID != requestID {
+		return false
+	}
+	if w.best == nil || supersedes(&r, m.Sequence, w.best, w.bestSeq) {
+		w.best, w.bestSeq = &r, m.Sequence
+	}
+	return true
 }
 
 // supersedes reports whether result a (stored at sequence aSeq) is a later verdict than b: the
@@ -105,30 +138,59 @@ func supersedes(_ *contract.Result, aSeq uint64, _ *contract.Result, bSeq uint64
 	return aSeq > bSeq
 }
 
-// resultsStream returns the results stream's handle, looked up once.
-func (c *Client) resultsStream(ctx context.Context) (jetstream.Stream, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.results != nil {
-		return c.results, nil
-	}
-	s, err := c.js.Stream(ctx, c.opts.resultsStream)
+// msgGetRequest is the JetStream API's STREAM.MSG.GET request.
+type msgGetRequest struct {
+	Seq           uint64 `json:"seq,omitempty"`
+	LastBySubject string `json:"last_by_subj,omitempty"`
+	NextBySubject string `json:"next_by_subj,omitempty"`
+}
+
+// storedMsg is a stored message as the API returns it.
+type storedMsg struct {
+	Subject  string `json:"subject"`
+	Sequence uint64 `json:"seq"`
+	Data     []byte `json:"data"`
+}
+
+// jsErrNoMessage is the JetStream API's error code for "no message found".
+const jsErrNoMessage = 10037
+
+// getResult asks the results stream for one message; nil when there is none.
+func (c *Client) getResult(ctx context.Context, req msgGetRequest) (*storedMsg, error) {
+	body, err := json.Marshal(req)
 	if err != nil {
-		return nil, fmt.Errorf("results stream %s: %w", c.opts.resultsStream, err)
+		return nil, err
 	}
-	c.results = s
-	return s, nil
-}
-
-// flushTimeout bounds the wait for the server to confirm a subscription when ctx has no deadline.
-const flushTimeout = 10 * time.Second
-
-// flush returns once the server has every subscription made so far.
-func (c *Client) flush(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, flushTimeout)
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
-	return c.nc.FlushWithContext(ctx)
+	reply, err := c.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+c.opts.resultsStream, body)
+	if err != nil {
+		return nil, fmt.Errorf("read results stream %s: %w", c.opts.resultsStream, err)
+	}
+	var resp struct {
+		Message *storedMsg `json:"message"`
+		Error   *struct {
+			Code        int    `json:"code"`
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+		return nil, fmt.Errorf("read results stream %s: %w", c.opts.resultsStream, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrCode == jsErrNoMessage:
+		return nil, nil
+	case resp.Error != nil:
+		return nil, fmt.Errorf("read results stream %s: %s (%d)", c.opts.resultsStream, resp.Error.Description, resp.Error.ErrCode)
+	case resp.Message == nil:
+		return nil, fmt.Errorf("read results stream %s: empty answer", c.opts.resultsStream)
+	}
+	return resp.Message, nil
 }
+
+// apiTimeout bounds one JetStream API request when ctx allows longer.
+const apiTimeout = 10 * time.Second
 
 // ended is the error of an Await that stopped before a verdict.
 func (c *Client) ended(ctx context.Context, requestID string, err error) error {

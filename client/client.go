@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,8 +33,7 @@ type Client struct {
 	dec  *event.Decoder
 	opts options
 
-	mu      sync.Mutex
-	results jetstream.Stream // looked up on first use
+	lookedUp func(requestID string) // tests: called when an Await found nothing stored and waits
 }
 
 type options struct {
@@ -111,47 +109,82 @@ type Submission struct {
 // same id again is reported as a duplicate and not processed twice. An invalid request returns an
 // *InvalidRequestError and publishes nothing.
 func (c *Client) Submit(ctx context.Context, req contract.Request) (*Submission, error) {
-	if req == nil {
-		return nil, &InvalidRequestError{Code: contract.CodeSchemaViolation, Err: errors.New("nil request")}
-	}
-	body, err := json.Marshal(req)
+	kind, body, id, err := c.prepare(req)
 	if err != nil {
-		return nil, &InvalidRequestError{Code: contract.CodeInvalidJSON, Err: err}
+		return nil, err
 	}
-	if body, err = withID(body); err != nil {
-		return nil, &InvalidRequestError{Code: contract.CodeInvalidJSON, Err: err}
-	}
-	return c.SubmitJSON(ctx, req.Kind(), body)
+	return c.publish(ctx, kind, body, id)
 }
 
 // SubmitJSON validates a request body of the given kind (plain JSON, or a CloudEvents structured-mode
 // envelope with the request as data) and publishes it as it is. The body must carry its id.
 func (c *Client) SubmitJSON(ctx context.Context, kind contract.Kind, body []byte) (*Submission, error) {
-	r, err := c.dec.Decode(kind, body)
-	if err != nil {
-		code, _ := event.CodeOf(err)
-		return nil, &InvalidRequestError{Code: code, Err: err}
-	}
-	msg := &nats.Msg{Subject: contract.RequestSubject(c.opts.prefix, kind), Data: body, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, r.ID())
-	msg.Header.Set("content-type", "application/json")
-	ack, err := c.js.PublishMsg(ctx, msg)
-	if err != nil {
-		return nil, fmt.Errorf("submit request %s: %w", r.ID(), err)
-	}
-	if ack.Stream != c.opts.requestsStream {
-		return nil, fmt.Errorf("submit request %s: stored in stream %s, not %s: check the subject prefix and stream names", r.ID(), ack.Stream, c.opts.requestsStream)
-	}
-	return &Submission{RequestID: r.ID(), Subject: msg.Subject, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
-}
-
-// SubmitAndAwait submits req and awaits its verdict; see Submit and Await.
-func (c *Client) SubmitAndAwait(ctx context.Context, req contract.Request) (*contract.Result, error) {
-	sub, err := c.Submit(ctx, req)
+	id, err := c.validate(kind, body)
 	if err != nil {
 		return nil, err
 	}
-	return c.Await(ctx, sub.RequestID)
+	return c.publish(ctx, kind, body, id)
+}
+
+// SubmitAndAwait submits req and awaits its verdict; see Submit and Await. It listens for the verdict
+// before it submits, so that it reads the results stream only for a duplicate.
+func (c *Client) SubmitAndAwait(ctx context.Context, req contract.Request) (*contract.Result, error) {
+	kind, body, id, err := c.prepare(req)
+	if err != nil {
+		return nil, err
+	}
+	l, err := c.listen(id)
+	if err != nil {
+		return nil, err
+	}
+	defer l.stop()
+	sub, err := c.publish(ctx, kind, body, id)
+	if err != nil {
+		return nil, err
+	}
+	// a request new to JetStream has its verdict still to come, and it is listened for already
+	return c.wait(ctx, l, sub.Duplicate)
+}
+
+// prepare encodes req, gives it an id if it has none, and validates it.
+func (c *Client) prepare(req contract.Request) (contract.Kind, []byte, string, error) {
+	if req == nil {
+		return "", nil, "", &InvalidRequestError{Code: contract.CodeSchemaViolation, Err: errors.New("nil request")}
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return "", nil, "", &InvalidRequestError{Code: contract.CodeInvalidJSON, Err: err}
+	}
+	if body, err = withID(body); err != nil {
+		return "", nil, "", &InvalidRequestError{Code: contract.CodeInvalidJSON, Err: err}
+	}
+	id, err := c.validate(req.Kind(), body)
+	return req.Kind(), body, id, err
+}
+
+// validate checks body against its kind's schema, as the worker will, and returns its id.
+func (c *Client) validate(kind contract.Kind, body []byte) (string, error) {
+	r, err := c.dec.Decode(kind, body)
+	if err != nil {
+		code, _ := event.CodeOf(err)
+		return "", &InvalidRequestError{Code: code, Err: err}
+	}
+	return r.ID(), nil
+}
+
+// publish publishes a valid request with Nats-Msg-Id = its id and awaits the PubAck.
+func (c *Client) publish(ctx context.Context, kind contract.Kind, body []byte, id string) (*Submission, error) {
+	msg := &nats.Msg{Subject: contract.RequestSubject(c.opts.prefix, kind), Data: body, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, id)
+	msg.Header.Set("content-type", "application/json")
+	ack, err := c.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return nil, fmt.Errorf("submit request %s: %w", id, err)
+	}
+	if ack.Stream != c.opts.requestsStream {
+		return nil, fmt.Errorf("submit request %s: stored in stream %s, not %s: check the subject prefix and stream names", id, ack.Stream, c.opts.requestsStream)
+	}
+	return &Submission{RequestID: id, Subject: msg.Subject, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
 
 // withID gives a request body without an id a new one.

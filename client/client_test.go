@@ -240,8 +240,14 @@ func TestDuplicateSubmit(t *testing.T) {
 	if err != nil || res.Message != contract.MessageSourceCreated {
 		t.Fatalf("verdict %+v, %v", res, err)
 	}
+	// SubmitAndAwait of a duplicate reads the stored verdict (no recheck would come in time here)
+	slow, _, _ := connect(t, client.WithRecheckInterval(time.Hour))
+	again, err := slow.SubmitAndAwait(ctx, req)
+	if err != nil || again.Message != contract.MessageSourceCreated || again.RequestID != req.ID {
+		t.Fatalf("verdict of a duplicate %+v, %v", again, err)
+	}
 	if n := len(stored(t, js, req.ID)); n != 1 {
-		t.Fatalf("%d results stored for one request submitted twice", n)
+		t.Fatalf("%d results stored for one request submitted three times", n)
 	}
 }
 
