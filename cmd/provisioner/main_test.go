@@ -91,7 +91,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad env value", []string{"run"}, map[string]string{"PROVISIONER_CONCURRENCY": "many"}, exitUsage, "PROVISIONER_CONCURRENCY"},
 		{"bad url", []string{"run", "--airbyte-client-id", "x", "--airbyte-client-secret", "y", "--nats-url", "http://x"}, nil, exitUsage, "--nats-url"},
 		{"unknown flag", []string{"run", "--no-such-flag"}, nil, exitUsage, "no-such-flag"},
-		{"publish needs a kind", []string{"publish"}, nil, exitUsage, "credentials or onboarded"},
+		{"publish needs a kind", []string{"publish"}, nil, exitUsage, "credentials, onboarded, disconnected or offboarded"},
 		{"publish validates", []string{"publish", "credentials", "--workspace", "acme"}, nil, exitUsage, "request is invalid"},
 		{"dlq needs a subcommand", []string{"dlq"}, nil, exitUsage, "usage: provisioner dlq"},
 	} {
