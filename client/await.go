@@ -133,8 +133,11 @@ func (w *waiter) consider(m *storedMsg, requestID string) bool {
 }
 
 // supersedes reports whether result a (stored at sequence aSeq) is a later verdict than b: the
-// later stored one.
-func supersedes(_ *contract.Result, aSeq uint64, _ *contract.Result, bSeq uint64) bool {
+// higher revision (a replayed dead letter's verdict), else the later stored one.
+func supersedes(a *contract.Result, aSeq uint64, b *contract.Result, bSeq uint64) bool {
+	if a.Revision != b.Revision {
+		return a.Revision > b.Revision
+	}
 	return aSeq > bSeq
 }
 
