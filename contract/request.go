@@ -22,6 +22,9 @@ type CredentialsSubmitted struct {
 	OccurredAt *time.Time `json:"occurred_at,omitempty"`
 }
 
+// Kind is KindCredentialsSubmitted.
+func (CredentialsSubmitted) Kind() Kind { return KindCredentialsSubmitted }
+
 // ConnectorKind is the identity's kind part: "type:github", "definition:<uuid>" or "template:<uuid>".
 // Connector types match case-insensitively at Airbyte, so they are lower-cased here.
 func (r *CredentialsSubmitted) ConnectorKind() string {
@@ -58,6 +61,9 @@ type CustomerOnboarded struct {
 	OccurredAt    *time.Time `json:"occurred_at,omitempty"`
 }
 
+// Kind is KindCustomerOnboarded.
+func (CustomerOnboarded) Kind() Kind { return KindCustomerOnboarded }
+
 // ConnectorDisconnected asks for the identity's connector not to exist (it keeps a tombstone, so a
 // create published before it cannot bring the connector back).
 // It is published on <prefix>.requests.connector.disconnected.
@@ -70,6 +76,9 @@ type ConnectorDisconnected struct {
 	Name             string     `json:"name,omitempty"`
 	OccurredAt       *time.Time `json:"occurred_at,omitempty"`
 }
+
+// Kind is KindConnectorDisconnected.
+func (ConnectorDisconnected) Kind() Kind { return KindConnectorDisconnected }
 
 // ConnectorKind is the identity's kind part, as for CredentialsSubmitted.
 func (r *ConnectorDisconnected) ConnectorKind() string {
@@ -97,6 +106,9 @@ type CustomerOffboarded struct {
 	Workspace     string     `json:"workspace,omitempty"` // keep | deactivate | delete; "" = keep
 	OccurredAt    *time.Time `json:"occurred_at,omitempty"`
 }
+
+// Kind is KindCustomerOffboarded.
+func (CustomerOffboarded) Kind() Kind { return KindCustomerOffboarded }
 
 // WorkspaceAction is the workspace action, with the default applied.
 func (r *CustomerOffboarded) WorkspaceAction() string {

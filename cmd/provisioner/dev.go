@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/provisioner-dev/provisioner/client"
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
 	"github.com/provisioner-dev/provisioner/internal/app"
 	"github.com/provisioner-dev/provisioner/internal/config"
@@ -22,8 +24,9 @@ import (
 
 // demoSecrets are the file secrets dev mode seeds (made-up values).
 var demoSecrets = map[string]map[string]string{
-	"customers/acme/github.json":  {"token": "ghp_demo_not_a_real_token"},
-	"customers/acme/hubspot.json": {"client_id": "demo-client-id", "client_secret": "demo-client-secret", "refresh_token": "demo-refresh-token"},
+	"customers/acme/github.json":         {"token": "ghp_demo_not_a_real_token"},
+	"customers/acme/github-rotated.json": {"token": "ghp_demo_rotated_not_real"},
+	"customers/acme/hubspot.json":        {"client_id": "demo-client-id", "client_secret": "demo-client-secret", "refresh_token": "demo-refresh-token"},
 }
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -67,7 +70,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 
-	sb := sandbox.New(sandbox.Config{Logger: logger.With("component", "sandbox")})
+	sb := sandbox.New(sandbox.Config{StrictAuth: true, Logger: logger.With("component", "sandbox")})
 	sbCtx, stopSandbox := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSandbox()
 	sandboxURL, sandboxDone, err := sb.Serve(sbCtx, *sandboxListen)
@@ -151,7 +154,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	<-ready
 
 	if !*noDemo {
-		if err := publishDemo(ctx, js, topo.RequestSubject); err != nil {
+		demo, err := client.New(nc, client.WithSubjectPrefix(cfg.SubjectPrefix), client.WithRequestsStream(cfg.RequestsStream), client.WithResultsStream(cfg.ResultsStream))
+		if err != nil {
+			return err
+		}
+		if err := publishDemo(ctx, js, demo, topo.RequestSubject); err != nil && ctx.Err() == nil {
 			return err
 		}
 	}
@@ -168,8 +175,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 // publishDemo publishes the demo batch: a customer onboarded, credentials for two connector types,
-// and one request whose secret is missing.
-func publishDemo(ctx context.Context, js jetstream.JetStream, subject func(string) string) error {
+// and one request whose secret is missing; then, once the two connectors exist, a rotation of the
+// GitHub credentials (the connector is replaced by one holding the new secret) and a disconnect of
+// HubSpot.
+func publishDemo(ctx context.Context, js jetstream.JetStream, c *client.Client, subject func(string) string) error {
 	run := uuid.NewString()[:8]
 	now := time.Now().UTC().Format(time.RFC3339)
 	batch := []struct {
@@ -189,6 +198,21 @@ func publishDemo(ctx context.Context, js jetstream.JetStream, subject func(strin
 		msg := &nats.Msg{Subject: subject(b.suffix), Data: data, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, b.body["id"].(string))
 		if _, err := js.PublishMsg(ctx, msg); err != nil {
+			return fmt.Errorf("publish demo: %w", err)
+		}
+	}
+	// the rest of the connectors' life, once they exist
+	for _, id := range []string{"demo-" + run + "-github", "demo-" + run + "-hubspot"} {
+		if _, err := c.Await(ctx, id); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+	}
+	for _, req := range []contract.Request{
+		&contract.CredentialsSubmitted{ID: "demo-" + run + "-github-rotated", WorkspaceName: "acme", ConnectorType: "github", Name: "GitHub",
+			CredentialsRef: "file:customers/acme/github-rotated.json", ReplicationConfig: json.RawMessage(`{"repositories":["acme/app"]}`)},
+		&contract.ConnectorDisconnected{ID: "demo-" + run + "-hubspot-disconnected", WorkspaceName: "acme", ConnectorType: "hubspot", Name: "HubSpot"},
+	} {
+		if _, err := c.Submit(ctx, req); err != nil {
 			return fmt.Errorf("publish demo: %w", err)
 		}
 	}

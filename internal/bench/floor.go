@@ -168,7 +168,12 @@ func (w *floorWorker) rotate(ctx context.Context, req floorRequest, key string) 
 	if err != nil {
 		return err
 	}
-	token, err := w.api.scopedToken(ctx, req.WorkspaceName)
+	// As the product does: the scoped-token mint ensures the workspace exists, and the connector
+	// calls carry the application token, as Airbyte's spec documents.
+	if _, err := w.api.scopedToken(ctx, req.WorkspaceName); err != nil {
+		return err
+	}
+	token, err := w.api.appToken(ctx)
 	if err != nil {
 		return err
 	}

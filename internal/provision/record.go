@@ -88,9 +88,7 @@ func targetOf(r *contract.CredentialsSubmitted) target {
 
 // embedded reports whether the identity's connector is an embedded (template-based) source, whose
 // credentials can be changed in place.
-func (t target) embedded() bool {
-	return t.ConnectorType == "" && t.DefinitionID == "" && t.SourceTemplateID != ""
-}
+func (t target) embedded() bool { return t.SourceTemplateID != "" }
 
 // matches lists the identity's connectors among the workspace's (same name, same kind), oldest
 // first. Names are not unique at Airbyte, and a deleted connector may still be listed for a while.
@@ -115,7 +113,7 @@ func (s *Service) matches(ctx context.Context, t target) ([]airbyte.ConnectorSou
 func (t target) sameKind(st airbyte.SummarizedSourceTemplate) bool {
 	switch {
 	case t.ConnectorType != "":
-		return st.ConnectorName == "" || strings.EqualFold(st.ConnectorName, t.ConnectorType)
+		return st.Matches(t.ConnectorType)
 	case t.DefinitionID != "":
 		return strings.EqualFold(st.ActorDefinitionID, t.DefinitionID)
 	default:

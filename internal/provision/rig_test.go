@@ -45,6 +45,7 @@ const githubTemplate = "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e01"
 func newRig(t *testing.T, sb sandbox.Config) *rig {
 	t.Helper()
 	r := &rig{t: t, nats: natsembedtest.Start(t), secrets: t.TempDir()}
+	sb.StrictAuth = true // only the tokens Airbyte documents for each operation
 	r.sandbox, r.baseURL = sandboxtest.Start(t, sb)
 	return r
 }
