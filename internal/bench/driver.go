@@ -67,7 +67,7 @@ func drive(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, l load) (
 		answered[i] = true
 		out.latencies = append(out.latencies, at-time.Duration(sent[i].Load()))
 		lastAt = at
-		message := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+		message := messageOf(m.Subject)
 		out.messages[message]++
 		if strings.HasSuffix(message, "_error") {
 			out.failed++
@@ -118,6 +118,13 @@ func drive(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, l load) (
 	out.elapsed = lastAt
 	slices.Sort(out.latencies)
 	return out, nil
+}
+
+// messageOf is a result's message, from its subject: <prefix>.results.<message>.<request token>.
+func messageOf(subject string) string {
+	_, rest, _ := strings.Cut(subject, ".results.")
+	message, _, _ := strings.Cut(rest, ".")
+	return message
 }
 
 func waitError(ctx context.Context, mu *sync.Mutex, got []time.Duration, want int) error {

@@ -127,7 +127,7 @@ func (w *floorWorker) handle(ctx context.Context, msg jetstream.Msg) {
 	if err != nil {
 		message += "_error"
 	}
-	res := &nats.Msg{Subject: floorPrefix + ".results." + message, Header: nats.Header{},
+	res := &nats.Msg{Subject: floorPrefix + ".results." + message + "." + req.ID, Header: nats.Header{},
 		Data: fmt.Appendf(nil, `{"type":"end_user_action_result","message":%q,"request_id":%q}`, message, req.ID)}
 	res.Header.Set(jetstream.MsgIDHeader, req.ID+":"+message)
 	res.Header.Set(headerRequestID, req.ID)
@@ -146,7 +146,7 @@ func (w *floorWorker) work(ctx context.Context, req floorRequest) (string, error
 	} else if err != nil {
 		return "source_create", err
 	}
-	token, err := w.api.scopedToken(ctx, req.WorkspaceName)
+	token, err := w.token(ctx, req.WorkspaceName)
 	if err != nil {
 		return "source_create", err
 	}
@@ -168,12 +168,7 @@ func (w *floorWorker) rotate(ctx context.Context, req floorRequest, key string) 
 	if err != nil {
 		return err
 	}
-	// As the product does: the scoped-token mint ensures the workspace exists, and the connector
-	// calls carry the application token, as Airbyte's spec documents.
-	if _, err := w.api.scopedToken(ctx, req.WorkspaceName); err != nil {
-		return err
-	}
-	token, err := w.api.appToken(ctx)
+	token, err := w.token(ctx, req.WorkspaceName)
 	if err != nil {
 		return err
 	}
@@ -186,6 +181,16 @@ func (w *floorWorker) rotate(ctx context.Context, req floorRequest, key string) 
 	}
 	_, err = w.kv.Update(ctx, key, []byte(id), entry.Revision())
 	return err
+}
+
+// token is the token of the connector calls. As the product does: the scoped-token mint ensures
+// the workspace exists, and the connector calls carry the application token, as Airbyte's spec
+// documents.
+func (w *floorWorker) token(ctx context.Context, workspace string) (secret.Value, error) {
+	if _, err := w.api.scopedToken(ctx, workspace); err != nil {
+		return secret.Value{}, err
+	}
+	return w.api.appToken(ctx)
 }
 
 // create makes the connector; it reads the answer only when the id is wanted, as the create
