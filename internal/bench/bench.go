@@ -42,13 +42,16 @@ import (
 type Config struct {
 	// Scenario is ScenarioCreate (the default) or ScenarioRotate.
 	Scenario    string
-	Requests    int           // N requests, each for a connector of its own
-	Workspaces  int           // W workspaces the requests are spread over, round robin
-	Replicas    int           // R worker replicas sharing the consumer
-	Concurrency int           // requests in flight per replica (the worker's --concurrency)
-	InFlight    int           // requests the driver keeps outstanding; 0 = 2 × Replicas × Concurrency
-	Latency     time.Duration // added by the sandbox to every Airbyte call
-	Lookup      string        // the worker's --lookup: recovery (default) or always
+	Requests    int // N requests, each for a connector of its own
+	Workspaces  int // W workspaces the requests are spread over, round robin
+	Replicas    int // R worker replicas sharing the consumer
+	Concurrency int // requests in flight per replica (the worker's --concurrency)
+	// Embedded makes the connectors embedded sources (source_template_id): a rotation is then one
+	// PUT of the source's config instead of a replace.
+	Embedded bool
+	InFlight int           // requests the driver keeps outstanding; 0 = 2 × Replicas × Concurrency
+	Latency  time.Duration // added by the sandbox to every Airbyte call
+	Lookup   string        // the worker's --lookup: recovery (default) or always
 	// Binary, when set, runs each replica as `Binary run` in a process of its own, so that its CPU
 	// and RSS are its own; empty runs the replicas in this process.
 	Binary string
@@ -132,6 +135,7 @@ type Report struct {
 	InFlight    int     `json:"inflight"`
 	LatencyMs   float64 `json:"latency_ms"`
 	Lookup      string  `json:"lookup"`
+	Embedded    bool    `json:"embedded,omitempty"`
 	Mode        string  `json:"mode"` // "in-process" or "processes"
 	CPUs        int     `json:"cpus"`
 	GoVersion   string  `json:"go_version"`
@@ -233,7 +237,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Report, error) 
 	defer srv.Shutdown()
 
 	rep := &Report{
-		Scenario: cfg.Scenario, Requests: cfg.Requests, Workspaces: cfg.Workspaces, Replicas: cfg.Replicas, Concurrency: cfg.Concurrency,
+		Scenario: cfg.Scenario, Embedded: cfg.Embedded, Requests: cfg.Requests, Workspaces: cfg.Workspaces, Replicas: cfg.Replicas, Concurrency: cfg.Concurrency,
 		InFlight: cfg.InFlight, LatencyMs: ms(cfg.Latency), Lookup: cfg.Lookup, Mode: "in-process",
 		CPUs: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
 	}
@@ -284,13 +288,21 @@ func writeSecrets(dir string, workspaces int) error {
 
 func workspaceName(w int) string { return "bench-ws-" + strconv.Itoa(w) }
 
+// githubTemplate is the sandbox's source template of GitHub, for embedded sources.
+const githubTemplate = "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e01"
+
 // requestBody is request i: connector "GitHub i" (the name is unique) in workspace i mod W, with
-// the credentials of the workspace's secret file.
-func requestBody(workspaces int, file string) func(i int, id string) []byte {
+// the credentials of the workspace's secret file; an Agent Engine connector by connector_type, or
+// an embedded source by source_template_id.
+func requestBody(workspaces int, file string, embedded bool) func(i int, id string) []byte {
+	kind := `"connector_type":"github"`
+	if embedded {
+		kind = `"source_template_id":"` + githubTemplate + `"`
+	}
 	return func(i int, id string) []byte {
 		ws := workspaceName(i % workspaces)
-		return fmt.Appendf(nil, `{"id":%q,"workspace_name":%q,"connector_type":"github","name":"GitHub %d","credentials_ref":"file:%s/%s","replication_config":{"repositories":["%s/app"]}}`,
-			id, ws, i, ws, file, ws)
+		return fmt.Appendf(nil, `{"id":%q,"workspace_name":%q,%s,"name":"GitHub %d","credentials_ref":"file:%s/%s","replication_config":{"repositories":["%s/app"]}}`,
+			id, ws, kind, i, ws, file, ws)
 	}
 }
 
@@ -298,16 +310,16 @@ func requestBody(workspaces int, file string) func(i int, id string) []byte {
 func loads(cfg Config, prefix, subject, results string) (setup *load, measured load) {
 	measured = load{
 		runID: prefix + "-" + uuid.NewString()[:8], subject: subject, results: results,
-		requests: cfg.Requests, inflight: cfg.InFlight, body: requestBody(cfg.Workspaces, secretFile),
+		requests: cfg.Requests, inflight: cfg.InFlight, body: requestBody(cfg.Workspaces, secretFile, cfg.Embedded),
 	}
 	if cfg.Scenario != ScenarioRotate {
 		return nil, measured
 	}
 	setup = &load{
 		runID: prefix + "-setup-" + uuid.NewString()[:8], subject: subject, results: results,
-		requests: cfg.Requests, inflight: cfg.InFlight, body: requestBody(cfg.Workspaces, secretFile),
+		requests: cfg.Requests, inflight: cfg.InFlight, body: requestBody(cfg.Workspaces, secretFile, cfg.Embedded),
 	}
-	measured.body = requestBody(cfg.Workspaces, rotatedFile)
+	measured.body = requestBody(cfg.Workspaces, rotatedFile, cfg.Embedded)
 	return setup, measured
 }
 

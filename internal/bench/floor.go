@@ -63,8 +63,9 @@ func setupFloor(ctx context.Context, js jetstream.JetStream, maxAckPending int) 
 // lease, no retries, no metrics.
 //
 // A request for an identity the floor's bucket already holds is a rotation, made as the product
-// replaces an Agent Engine connector: a KV get, the create of the new connector, the delete of the
-// old one, and a KV revision CAS recording the new one.
+// makes it: a KV get; for an Agent Engine connector the create of the new connector and the delete
+// of the old one (a replace), for an embedded source one PUT of its config; and a KV revision CAS
+// recording the connector.
 type floorWorker struct {
 	js          jetstream.JetStream
 	kv          jetstream.KeyValue
@@ -112,9 +113,10 @@ func (w *floorWorker) run(ctx context.Context) error {
 
 // floorRequest is the part of a request the floor reads.
 type floorRequest struct {
-	ID            string `json:"id"`
-	WorkspaceName string `json:"workspace_name"`
-	Name          string `json:"name"`
+	ID               string `json:"id"`
+	WorkspaceName    string `json:"workspace_name"`
+	Name             string `json:"name"`
+	SourceTemplateID string `json:"source_template_id"`
 }
 
 func (w *floorWorker) handle(ctx context.Context, msg jetstream.Msg) {
@@ -172,11 +174,25 @@ func (w *floorWorker) rotate(ctx context.Context, req floorRequest, key string) 
 	if err != nil {
 		return err
 	}
+	old := string(entry.Value())
+	if req.SourceTemplateID != "" {
+		// embedded: the source's own PUT changes its credentials, with the workspace's scoped token
+		scoped, err := w.api.scopedToken(ctx, req.WorkspaceName)
+		if err != nil {
+			return err
+		}
+		body, _ := json.Marshal(map[string]any{"source_config": map[string]any{"token": floorRotatedCredential}})
+		if err := w.api.call(ctx, http.MethodPut, sourcesPath+"/"+old, scoped, body, nil); err != nil {
+			return err
+		}
+		_, err = w.kv.Update(ctx, key, []byte(old), entry.Revision())
+		return err
+	}
 	id, err := w.create(ctx, req, token, true)
 	if err != nil {
 		return err
 	}
-	if err := w.api.call(ctx, http.MethodDelete, connectorsPath+"/"+string(entry.Value()), token, nil, nil); err != nil {
+	if err := w.api.call(ctx, http.MethodDelete, connectorsPath+"/"+old, token, nil, nil); err != nil {
 		return err
 	}
 	_, err = w.kv.Update(ctx, key, []byte(id), entry.Revision())
@@ -196,10 +212,15 @@ func (w *floorWorker) token(ctx context.Context, workspace string) (secret.Value
 // create makes the connector; it reads the answer only when the id is wanted, as the create
 // scenario's floor never did.
 func (w *floorWorker) create(ctx context.Context, req floorRequest, token secret.Value, wantID bool) (string, error) {
-	body, _ := json.Marshal(map[string]any{
+	create := map[string]any{
 		"name": req.Name, "workspace_name": req.WorkspaceName, "connector_type": "github",
 		"credentials": map[string]string{"token": floorCredential},
-	})
+	}
+	if req.SourceTemplateID != "" {
+		delete(create, "connector_type")
+		create["source_template_id"] = req.SourceTemplateID
+	}
+	body, _ := json.Marshal(create)
 	if !wantID {
 		return "", w.api.call(ctx, http.MethodPost, connectorsPath, token, body, nil)
 	}
@@ -216,10 +237,17 @@ func floorKey(req floorRequest) string {
 	return "c." + hex.EncodeToString(sum[:16])
 }
 
-// floorCredential is the made-up GitHub token of the floor's connectors.
-const floorCredential = "ghp_bench_floor_not_a_real_token"
+// floorCredential is the made-up GitHub token of the floor's connectors, and
+// floorRotatedCredential the one its rotations of embedded sources put.
+const (
+	floorCredential        = "ghp_bench_floor_not_a_real_token"
+	floorRotatedCredential = "ghp_bench_floor_rotated_not_a_real_token"
+)
 
-const connectorsPath = "/api/v1/integrations/connectors"
+const (
+	connectorsPath = "/api/v1/integrations/connectors"
+	sourcesPath    = "/api/v1/embedded/sources"
+)
 
 // floorAPI makes the floor's Airbyte calls over a plain keep-alive HTTP client, with the tokens
 // minted once (per worker and per workspace) as the product's cache does.
