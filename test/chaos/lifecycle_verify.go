@@ -27,7 +27,8 @@ type wrongVerdict struct{ requestID, what string }
 //   - a submit is source_created when the identity had no connector (none applied yet, or a
 //     disconnect last), else source_updated of the connector the previous submit left: the same id
 //     updated in place, or replaced (replaced_id = that id);
-//   - a submit's connector is either live at the end, of this identity, or removed by a later
+//   - a submit's connector is one the sandbox held, for this identity, with this submit's
+//     credentials at some point (History); and it is either live at the end or removed by a later
 //     applied verdict of this identity (replaced, or deleted by a disconnect): a verdict naming a
 //     connector Airbyte never held, or lost, fails here;
 //   - a disconnect is source_deleted, deletes the connector the previous submit left, and none of
@@ -36,7 +37,7 @@ type wrongVerdict struct{ requestID, what string }
 //   - nothing else fails: the soak's faults are all transient;
 //   - at the end, the identity holds exactly one connector, the last applied submit's, with that
 //     submit's credentials (by credentials_sha256), or none after a disconnect.
-func verifyIdentity(reqs []Request, verdicts map[string]Result, connectors []Connector, live map[string]Connector, secrets map[string]map[string]string) identityVerdict {
+func verifyIdentity(reqs []Request, verdicts map[string]Result, connectors []Connector, live map[string]Connector, held map[string]Held, secrets map[string]map[string]string) identityVerdict {
 	var v identityVerdict
 	bad := func(id, format string, a ...any) {
 		v.wrong = append(v.wrong, wrongVerdict{id, fmt.Sprintf(format, a...)})
@@ -85,9 +86,15 @@ func verifyIdentity(reqs []Request, verdicts map[string]Result, connectors []Con
 		}
 		connected := prev != nil && prev.req.Op == OpSubmit
 		// the sandbox's truth
-		switch {
+		switch h, ok := held[res.ConnectorID]; {
 		case req.Op == OpSubmit && res.ConnectorID == "":
 			bad(req.ID, "%s names no connector", res.Message)
+		case req.Op == OpSubmit && held != nil && !ok:
+			bad(req.ID, "%s names connector %s, which the sandbox never held", res.Message, res.ConnectorID)
+		case req.Op == OpSubmit && held != nil && h.Identity != req.Identity:
+			bad(req.ID, "%s names connector %s, which the sandbox held for %s", res.Message, res.ConnectorID, h.Identity)
+		case req.Op == OpSubmit && held != nil && !h.Credentials[credentialsSHA256(secrets[req.SecretPath])]:
+			bad(req.ID, "%s names connector %s, which never held the credentials of %s", res.Message, res.ConnectorID, req.SecretPath)
 		case req.Op == OpSubmit && res.ReplacedID != "" && isLive(live, res.ReplacedID):
 			bad(req.ID, "source_updated replaced %s, but the sandbox still lists it", res.ReplacedID)
 		case req.Op == OpDisconnect:

@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"time"
 )
@@ -257,6 +259,15 @@ func (p *Plan) SecretValues() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Workspaces are the workspaces the plan's requests name, sorted.
+func (p *Plan) Workspaces() []string {
+	set := map[string]bool{}
+	for _, r := range p.Requests {
+		set[r.Identity.Workspace] = true
+	}
+	return slices.Sorted(maps.Keys(set))
 }
 
 // PlanStats summarises a plan.

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -77,14 +79,13 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 	}
 	defer broker.Shutdown()
 
-	sbCtx, stopSandbox := context.WithCancel(context.WithoutCancel(ctx))
 	sb := sandbox.New(sandbox.Config{Seed: o.plan.Seed, Faults: faultPlan(o), StrictAuth: true})
-	airbyteURL, sbDone, err := sb.Serve(sbCtx, "127.0.0.1:0")
+	history := NewHistory(sb, plan.Workspaces())
+	airbyteURL, stopSandbox, err := serveSandbox(history.Wrap(sb.Handler()))
 	if err != nil {
-		stopSandbox()
 		return nil, err
 	}
-	defer func() { stopSandbox(); <-sbDone }()
+	defer stopSandbox()
 
 	nc, err := nats.Connect(broker.URL(), nats.Name("chaos soak"), nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond))
 	if err != nil {
@@ -188,6 +189,7 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 	if err != nil {
 		return nil, err
 	}
+	obs.Held = history.Held()
 	rep := Verify(plan, obs)
 	rep.Problems = append(problems, rep.Problems...)
 	if kills, restarts := ch.counts(); kills < o.kills || restarts < o.natsRestarts {
@@ -234,6 +236,23 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 	fmt.Fprintf(out, "chaos: wall time %s\n", time.Since(began).Round(time.Millisecond))
 	passed = rep.OK()
 	return &rep, nil
+}
+
+// serveSandbox serves the sandbox's API (behind the history's recording) on a port of its own.
+func serveSandbox(h http.Handler) (baseURL string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("sandbox listen: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
 }
 
 // workDir returns the soak's directory, and whether the soak made it (and may remove it).
@@ -468,11 +487,7 @@ func observe(ctx context.Context, js jetstream.JetStream, reader *ResultReader, 
 	if o.StoredResults, err = StoredMessages(ctx, js, resultsStream); err != nil {
 		return o, err
 	}
-	workspaces := map[string]bool{}
-	for _, r := range p.Requests {
-		workspaces[r.Identity.Workspace] = true
-	}
-	for _, ws := range slices.Sorted(maps.Keys(workspaces)) {
+	for _, ws := range p.Workspaces() {
 		cs, err := sandboxConnectors(ctx, airbyteURL, ws)
 		if err != nil {
 			return o, err

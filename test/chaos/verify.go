@@ -101,6 +101,9 @@ type Observation struct {
 	Stranded uint64
 	// StoredResults is the results stream's message count, to prove every result was read.
 	StoredResults uint64
+	// Held is every connector the sandbox held during the run, by id, and which credentials
+	// (History); nil when not recorded, and then only the end is checked.
+	Held map[string]Held
 }
 
 // Report is the soak's verdict.
@@ -249,7 +252,7 @@ func Verify(p *Plan, o Observation) Report {
 		for _, rid := range idsOf[id] {
 			reqs = append(reqs, byID[rid])
 		}
-		v := verifyIdentity(reqs, verdicts, connectorsOf[id], live, p.Secrets)
+		v := verifyIdentity(reqs, verdicts, connectorsOf[id], live, o.Held, p.Secrets)
 		rep.Superseded += v.superseded
 		for _, w := range v.wrong {
 			wrong(w.requestID, "%s", w.what)

@@ -67,8 +67,24 @@ func fixture() (*Plan, Observation) {
 		},
 		DeadLetters:   []DeadLetter{{Seq: 1, RequestID: "req-m", Reason: "secret_not_found", Deliveries: "1"}},
 		StoredResults: 10,
+		Held: map[string]Held{
+			"conn-1": held(idGitHub, "g1"),
+			"conn-2": held(idGitHub, "g2"),
+			"conn-3": held(idGitHub, "g3"),
+			"conn-4": held(idStripe, "s1", "s2"),
+			"conn-5": held(idSlack, "k1"),
+		},
 	}
 	return p, o
+}
+
+// held is a connector of the history that held these tokens, one after the other.
+func held(id Identity, tokens ...string) Held {
+	h := Held{Identity: id, Credentials: map[string]bool{}}
+	for _, tok := range tokens {
+		h.Credentials[credentialsSHA256(map[string]string{"token": tok})] = true
+	}
+	return h
 }
 
 func addResult(o *Observation, r Result) {
@@ -146,16 +162,18 @@ func TestVerify(t *testing.T) {
 		{
 			name:   "a create naming a connector the sandbox never held",
 			mutate: func(o *Observation) { result(o, "req-h").ConnectorID = "conn-7" },
-			want:   with(func(r *Report) { r.WrongResults = 2 }),
-			problems: []string{"req-h: source_created names connector conn-7, which the sandbox does not hold and no later verdict removed",
+			want:   with(func(r *Report) { r.WrongResults = 3 }),
+			problems: []string{"req-h: source_created names connector conn-7, which the sandbox never held",
+				"req-h: source_created names connector conn-7, which the sandbox does not hold and no later verdict removed",
 				`req-i: source_deleted [conn-5], but ws-0001/slack/"slack 1"'s connector was conn-7 (from req-h)`},
 			suspects: []string{"req-h", "req-i"},
 		},
 		{
-			name:     "a create naming another identity's connector",
-			mutate:   func(o *Observation) { result(o, "req-e").ConnectorID = "conn-4" },
-			want:     with(func(r *Report) { r.WrongResults, r.FinalStateMismatches = 1, 1 }),
-			problems: []string{`req-e: source_created names connector conn-4, which the sandbox holds for ws-0001/stripe/"embedded stripe 1"`, "connector conn-3, but its last applied request req-e says conn-4"},
+			name:   "a create naming another identity's connector",
+			mutate: func(o *Observation) { result(o, "req-e").ConnectorID = "conn-4" },
+			want:   with(func(r *Report) { r.WrongResults, r.FinalStateMismatches = 2, 1 }),
+			problems: []string{`req-e: source_created names connector conn-4, which the sandbox held for ws-0001/stripe/"embedded stripe 1"`,
+				`req-e: source_created names connector conn-4, which the sandbox holds for ws-0001/stripe/"embedded stripe 1"`, "connector conn-3, but its last applied request req-e says conn-4"},
 			suspects: []string{"req-e"},
 		},
 		{
@@ -172,9 +190,28 @@ func TestVerify(t *testing.T) {
 		{
 			name:     "an update that neither updates nor replaces the connector",
 			mutate:   func(o *Observation) { result(o, "req-f").ConnectorID = "conn-8" },
-			want:     with(func(r *Report) { r.WrongResults, r.FinalStateMismatches = 2, 1 }),
-			problems: []string{"req-f: source_updated conn-8 (replaced \"\") neither updates nor replaces", "req-f: source_updated names connector conn-8, which the sandbox does not hold"},
+			want:     with(func(r *Report) { r.WrongResults, r.FinalStateMismatches = 3, 1 }),
+			problems: []string{"req-f: source_updated conn-8 (replaced \"\") neither updates nor replaces", "req-f: source_updated names connector conn-8, which the sandbox does not hold", "req-f: source_updated names connector conn-8, which the sandbox never held"},
 			suspects: []string{"req-f"},
+		},
+		{
+			name:     "a rotation that never reached Airbyte, replaced since",
+			mutate:   func(o *Observation) { o.Held["conn-2"] = held(idGitHub, "g1") },
+			want:     with(func(r *Report) { r.WrongResults = 1 }),
+			problems: []string{"req-b: source_updated names connector conn-2, which never held the credentials of customers/ws-0000/github-2.json"},
+			suspects: []string{"req-b"},
+		},
+		{
+			name:     "an in-place update's first credentials never at Airbyte",
+			mutate:   func(o *Observation) { o.Held["conn-4"] = held(idStripe, "s2") },
+			want:     with(func(r *Report) { r.WrongResults = 1 }),
+			problems: []string{"req-c: source_created names connector conn-4, which never held the credentials of customers/ws-0001/stripe-1.json"},
+			suspects: []string{"req-c"},
+		},
+		{
+			name:   "without a history only the end is checked",
+			mutate: func(o *Observation) { o.Held = nil },
+			want:   ok,
 		},
 		{
 			name: "a replaced connector still listed",
@@ -349,7 +386,7 @@ func TestVerify(t *testing.T) {
 				}
 			}
 			got.Problems = problems
-			if wantOK := tt.name == "every guarantee held"; got.OK() != wantOK {
+			if wantOK := len(tt.problems) == 0; got.OK() != wantOK {
 				t.Errorf("OK() = %t, want %t; problems: %q", got.OK(), wantOK, problems)
 			}
 		})
