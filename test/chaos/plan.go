@@ -20,8 +20,13 @@ type PlanConfig struct {
 	// Resends is the share of Requests that is published once more with the same request id
 	// (a new Nats-Msg-Id, so that the copy reaches a worker).
 	Resends float64
-	// SameIdentity is the share of request ids that ask for an identity an earlier id asked for.
+	// SameIdentity is the share of request ids that submit credentials again for an identity an
+	// earlier id asked for: an update of its connector (or, delivered late, superseded).
 	SameIdentity float64
+	// Rotations is the share of those that bring a new secret (the rest resubmit the same one).
+	Rotations float64
+	// Disconnects is the share of request ids that disconnect an identity an earlier id asked for.
+	Disconnects float64
 	// Missing is the share of request ids whose secret does not exist: each must end in one
 	// source_create_error and one dead letter.
 	Missing float64
@@ -34,16 +39,17 @@ type connectorKind struct {
 	Fields []string
 }
 
-// kinds are the connector types the soak asks for: token and OAuth schemes.
+// kinds are the connector types the soak asks for: token and OAuth schemes, each with one source
+// template (the sandbox's Jira and Salesforce have two, and need a source_template_id).
 var kinds = []connectorKind{
 	{"github", []string{"token"}},
 	{"gitlab", []string{"token"}},
 	{"stripe", []string{"token"}},
 	{"slack", []string{"token"}},
 	{"notion", []string{"token"}},
-	{"jira", []string{"token"}},
 	{"hubspot", []string{"client_id", "client_secret", "refresh_token"}},
-	{"salesforce", []string{"client_id", "client_secret", "refresh_token"}},
+	{"zendesk-support", []string{"client_id", "client_secret", "refresh_token"}},
+	{"google-drive", []string{"client_id", "client_secret", "refresh_token"}},
 }
 
 // Identity is what makes two requests ask for the same connector.
@@ -55,7 +61,8 @@ func (id Identity) String() string {
 	return fmt.Sprintf("%s/%s/%q", id.Workspace, id.ConnectorType, id.Name)
 }
 
-// Request is one distinct request id of the plan.
+// Request is one distinct request id of the plan. Requests are published in the order of their index
+// (resends aside), which is the order they apply in per identity.
 type Request struct {
 	ID       string
 	Identity Identity
@@ -63,10 +70,27 @@ type Request struct {
 	SecretPath string
 	// MissingSecret: SecretPath does not exist; the request must fail permanently.
 	MissingSecret bool
+	// Disconnect: a connector.disconnected of the identity (no secret).
+	Disconnect bool
 }
 
-// Body is the credentials.submitted request as published.
+// Subject is the request's subject.
+func (r Request) Subject() string {
+	if r.Disconnect {
+		return disconnectSubject
+	}
+	return requestSubject
+}
+
+// Body is the request as published.
 func (r Request) Body(occurredAt time.Time) []byte {
+	if r.Disconnect {
+		b, _ := json.Marshal(map[string]any{
+			"id": r.ID, "workspace_name": r.Identity.Workspace, "connector_type": r.Identity.ConnectorType,
+			"name": r.Identity.Name, "occurred_at": occurredAt.UTC().Format(time.RFC3339),
+		})
+		return b
+	}
 	b, _ := json.Marshal(map[string]any{
 		"id":                 r.ID,
 		"workspace_name":     r.Identity.Workspace,
@@ -102,8 +126,10 @@ func NewPlan(cfg PlanConfig) (*Plan, error) {
 		return nil, fmt.Errorf("requests must be positive, got %d", cfg.Requests)
 	case cfg.Workspaces < 1:
 		return nil, fmt.Errorf("workspaces must be positive, got %d", cfg.Workspaces)
-	case cfg.Resends < 0 || cfg.SameIdentity < 0 || cfg.SameIdentity > 1 || cfg.Missing < 0 || cfg.Missing > 1:
-		return nil, fmt.Errorf("shares out of range: resends %v, same identity %v, missing %v", cfg.Resends, cfg.SameIdentity, cfg.Missing)
+	case cfg.Resends < 0 || cfg.SameIdentity < 0 || cfg.Missing < 0 || cfg.Disconnects < 0 || cfg.Missing+cfg.SameIdentity+cfg.Disconnects > 1:
+		return nil, fmt.Errorf("shares out of range: resends %v, same identity %v, disconnects %v, missing %v", cfg.Resends, cfg.SameIdentity, cfg.Disconnects, cfg.Missing)
+	case cfg.Rotations < 0 || cfg.Rotations > 1:
+		return nil, fmt.Errorf("rotations must be within [0, 1], got %v", cfg.Rotations)
 	}
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x636861_6f73))
 	p := &Plan{Secrets: map[string]map[string]string{}}
@@ -112,7 +138,15 @@ func NewPlan(cfg PlanConfig) (*Plan, error) {
 		workspaces[i] = fmt.Sprintf("ws-%04d", i)
 	}
 	nextName := map[[2]string]int{}
-	var reusable []int // indexes of requests whose identity may be asked for again
+	var reusable []int   // indexes of submits whose identity may be asked for again
+	var resendable []int // indexes of requests that may be published twice (not the failing ones)
+	// pick chooses an earlier submit: half of the time a recent one (racing it), else any
+	pick := func() int {
+		if rng.IntN(2) == 0 {
+			return reusable[max(0, len(reusable)-1-rng.IntN(64))]
+		}
+		return reusable[rng.IntN(len(reusable))]
+	}
 	for i := range cfg.Requests {
 		r := Request{ID: fmt.Sprintf("req-%06d", i)}
 		switch u := rng.Float64(); {
@@ -122,15 +156,19 @@ func NewPlan(cfg PlanConfig) (*Plan, error) {
 			r.Identity = Identity{Workspace: ws, ConnectorType: k.Type, Name: fmt.Sprintf("Missing %d", i)}
 			r.SecretPath = fmt.Sprintf("customers/%s/missing-%d.json", ws, i)
 			r.MissingSecret = true
-		case u < cfg.Missing+cfg.SameIdentity && len(reusable) > 0:
-			// half of them race with a recent request, the rest come back to an older identity
-			var j int
-			if rng.IntN(2) == 0 {
-				j = reusable[max(0, len(reusable)-1-rng.IntN(64))]
-			} else {
-				j = reusable[rng.IntN(len(reusable))]
-			}
+		case u < cfg.Missing+cfg.Disconnects && len(reusable) > 0:
+			r.Identity, r.Disconnect = p.Requests[pick()].Identity, true
+		case u < cfg.Missing+cfg.Disconnects+cfg.SameIdentity && len(reusable) > 0:
+			j := pick()
 			r.Identity, r.SecretPath = p.Requests[j].Identity, p.Requests[j].SecretPath
+			if rng.Float64() < cfg.Rotations { // a new secret: the connector must end up holding it
+				r.SecretPath = fmt.Sprintf("customers/%s/%s-rotated-%d.json", r.Identity.Workspace, r.Identity.ConnectorType, i)
+				fields := map[string]string{}
+				for _, f := range kindOf(r.Identity.ConnectorType).Fields {
+					fields[f] = secretValue(cfg.Seed, r.SecretPath, f)
+				}
+				p.Secrets[r.SecretPath] = fields
+			}
 		default:
 			ws := workspaces[rng.IntN(len(workspaces))]
 			k := kinds[rng.IntN(len(kinds))]
@@ -147,7 +185,10 @@ func NewPlan(cfg PlanConfig) (*Plan, error) {
 			}
 		}
 		if !r.MissingSecret {
-			reusable = append(reusable, i)
+			resendable = append(resendable, i)
+			if !r.Disconnect {
+				reusable = append(reusable, i)
+			}
 		}
 		p.Requests = append(p.Requests, r)
 	}
@@ -166,11 +207,11 @@ func NewPlan(cfg PlanConfig) (*Plan, error) {
 	// Missing-secret requests are not resent: each published copy of a failing request is
 	// dead-lettered on its own, and the soak expects one dead letter per such request id.
 	resends := int(math.Ceil(cfg.Resends * float64(cfg.Requests)))
-	if resends > 0 && len(reusable) == 0 {
+	if resends > 0 && len(resendable) == 0 {
 		return nil, fmt.Errorf("no request can be resent: every request has a missing secret")
 	}
 	for range resends {
-		i := reusable[rng.IntN(len(reusable))]
+		i := resendable[rng.IntN(len(resendable))]
 		copies[i]++
 		sends = append(sends, keyed{float64(i) + 0.5 + 32*rng.Float64(), Send{Request: i, Copy: copies[i], MsgID: fmt.Sprintf("%s#%d", p.Requests[i].ID, copies[i])}})
 	}
@@ -180,6 +221,28 @@ func NewPlan(cfg PlanConfig) (*Plan, error) {
 		p.Sends[i] = k.send
 	}
 	return p, nil
+}
+
+// kindOf is the connector kind of a type the plan uses.
+func kindOf(connectorType string) connectorKind {
+	for _, k := range kinds {
+		if k.Type == connectorType {
+			return k
+		}
+	}
+	panic("chaos: unknown connector type " + connectorType)
+}
+
+// Last returns, per identity, the index of the last request of the plan that applies to it (in
+// publish order; failing requests change nothing and do not count): what Airbyte must end in.
+func (p *Plan) Last() map[Identity]int {
+	last := map[Identity]int{}
+	for i, r := range p.Requests {
+		if !r.MissingSecret {
+			last[r.Identity] = i
+		}
+	}
+	return last
 }
 
 // secretValue is a made-up credential, distinctive enough to be searched for in logs.
@@ -202,23 +265,30 @@ func (p *Plan) SecretValues() []string {
 
 // PlanStats summarises a plan.
 type PlanStats struct {
-	Requests, Sends, Resends, SameIdentity, Missing, Identities int
+	Requests, Sends, Resends, SameIdentity, Rotations, Disconnects, Missing, Identities int
 }
 
 // Stats counts what the plan holds.
 func (p *Plan) Stats() PlanStats {
 	st := PlanStats{Requests: len(p.Requests), Sends: len(p.Sends)}
 	seen := map[Identity]bool{}
+	seenSecret := map[string]bool{}
 	for _, r := range p.Requests {
 		switch {
 		case r.MissingSecret:
 			st.Missing++
+		case r.Disconnect:
+			st.Disconnects++
 		case seen[r.Identity]:
 			st.SameIdentity++
+			if _, shared := seenSecret[r.SecretPath]; !shared {
+				st.Rotations++
+			}
 		default:
 			seen[r.Identity] = true
 			st.Identities++
 		}
+		seenSecret[r.SecretPath] = true
 	}
 	for _, s := range p.Sends {
 		if s.Copy > 0 {

@@ -127,3 +127,38 @@ func TestSchedule(t *testing.T) {
 		})
 	}
 }
+
+// The lifecycle mix: disconnects and rotations of identities asked for earlier, each rotation with a
+// secret of its own, and Last naming what Airbyte must end in.
+func TestPlanLifecycleMix(t *testing.T) {
+	p, err := NewPlan(PlanConfig{Requests: 3000, Workspaces: 20, Resends: 0.1, SameIdentity: 0.2, Rotations: 0.5, Disconnects: 0.1, Missing: 0.02, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := p.Stats()
+	if st.Disconnects < 200 || st.Rotations < 200 || st.SameIdentity-st.Rotations < 200 {
+		t.Fatalf("stats %+v: too few disconnects, rotations or plain resubmissions", st)
+	}
+	asked, last := map[Identity]bool{}, p.Last()
+	for i, r := range p.Requests {
+		switch {
+		case r.Disconnect:
+			if !asked[r.Identity] || r.SecretPath != "" {
+				t.Fatalf("%s disconnects %s, which no earlier request asked for", r.ID, r.Identity)
+			}
+			if !strings.Contains(string(r.Body(time.Now())), `"connector_type"`) || r.Subject() != disconnectSubject {
+				t.Fatalf("%s: body %s on %s", r.ID, r.Body(time.Now()), r.Subject())
+			}
+		case r.MissingSecret:
+		default:
+			fields, ok := p.Secrets[r.SecretPath]
+			if !ok || len(fields) != len(kindOf(r.Identity.ConnectorType).Fields) {
+				t.Fatalf("%s: secret %s has %v", r.ID, r.SecretPath, fields)
+			}
+			asked[r.Identity] = true
+		}
+		if l, ok := last[r.Identity]; !r.MissingSecret && (!ok || l < i) {
+			t.Fatalf("Last()[%s] = %d, before %s at %d", r.Identity, l, r.ID, i)
+		}
+	}
+}

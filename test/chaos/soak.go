@@ -37,8 +37,8 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 		return nil, err
 	}
 	st := plan.Stats()
-	fmt.Fprintf(out, "chaos: seed=%d requests=%d publishes=%d resends=%d same_identity_ids=%d missing_secret=%d workspaces=%d workers=%d kills=%d nats_restarts=%d\n",
-		o.plan.Seed, st.Requests, st.Sends, st.Resends, st.SameIdentity, st.Missing, o.plan.Workspaces, o.workers, o.kills, o.natsRestarts)
+	fmt.Fprintf(out, "chaos: seed=%d requests=%d publishes=%d resends=%d same_identity_ids=%d rotations=%d disconnects=%d missing_secret=%d workspaces=%d workers=%d kills=%d nats_restarts=%d\n",
+		o.plan.Seed, st.Requests, st.Sends, st.Resends, st.SameIdentity, st.Rotations, st.Disconnects, st.Missing, o.plan.Workspaces, o.workers, o.kills, o.natsRestarts)
 
 	dir, removeDir, err := workDir(o.dir)
 	if err != nil {
@@ -471,7 +471,7 @@ func observe(ctx context.Context, js jetstream.JetStream, reader *ResultReader, 
 	for ws := range workspaces {
 		for _, c := range sb.Connectors(ws) {
 			o.Connectors = append(o.Connectors, Connector{
-				ID: c.ID, CreatedAt: c.CreatedAt,
+				ID: c.ID, CreatedAt: c.CreatedAt, CredentialsSHA256: c.CredentialsSHA256,
 				Identity: Identity{Workspace: c.WorkspaceName, ConnectorType: c.ConnectorType, Name: c.Name},
 			})
 		}

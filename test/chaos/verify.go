@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
 )
 
 // Result is one message of the results stream, as far as the soak reads it.
@@ -17,7 +19,9 @@ type Result struct {
 	Message     string
 	ConnectorID string // data.id of a success
 	ErrorCode   string // error.code of a failure
+	ErrorText   string // error.message of a failure
 	Retryable   bool
+	Revision    int
 	Attempts    int
 	Stored      time.Time
 }
@@ -28,11 +32,13 @@ func parseResult(seq uint64, body []byte) (Result, error) {
 		Message   string `json:"message"`
 		RequestID string `json:"request_id"`
 		Attempts  int    `json:"attempts"`
+		Revision  int    `json:"revision"`
 		Data      *struct {
 			ID string `json:"id"`
 		} `json:"data"`
 		Error *struct {
 			Code      string `json:"code"`
+			Message   string `json:"message"`
 			Retryable bool   `json:"retryable"`
 		} `json:"error"`
 	}
@@ -42,12 +48,12 @@ func parseResult(seq uint64, body []byte) (Result, error) {
 	if v.RequestID == "" || v.Message == "" {
 		return Result{}, fmt.Errorf("result %d: no request_id or message", seq)
 	}
-	r := Result{Seq: seq, RequestID: v.RequestID, Message: v.Message, Attempts: v.Attempts}
+	r := Result{Seq: seq, RequestID: v.RequestID, Message: v.Message, Attempts: v.Attempts, Revision: v.Revision}
 	if v.Data != nil {
 		r.ConnectorID = v.Data.ID
 	}
 	if v.Error != nil {
-		r.ErrorCode, r.Retryable = v.Error.Code, v.Error.Retryable
+		r.ErrorCode, r.ErrorText, r.Retryable = v.Error.Code, v.Error.Message, v.Error.Retryable
 	}
 	if (v.Data == nil) == (v.Error == nil) {
 		return r, fmt.Errorf("result %d: exactly one of data and error expected", seq)
@@ -68,6 +74,8 @@ type Connector struct {
 	ID        string
 	Identity  Identity
 	CreatedAt time.Time
+	// CredentialsSHA256 is the sandbox's digest of the credentials it holds.
+	CredentialsSHA256 string
 }
 
 // Observation is what the soak found once the run settled.
@@ -88,22 +96,26 @@ type Observation struct {
 type Report struct {
 	Requests, Identities, Connectors, Duplicates int
 	Results, MissingResults, ExtraResults        int
-	DeadLetters, ExpectedDeadLetters             int
-	Pending                                      uint64
-	Problems                                     []string
-	Suspects                                     []string // request ids whose timeline explains a problem
+	// WrongResults counts verdicts that contradict the sandbox's truth or the publish order;
+	// FinalStateMismatches identities whose connectors at the end are not what their last request
+	// says (by credentials_sha256); Superseded the verdicts "superseded" (expected, not a fault).
+	WrongResults, FinalStateMismatches, Superseded int
+	DeadLetters, ExpectedDeadLetters               int
+	Pending                                        uint64
+	Problems                                       []string
+	Suspects                                       []string // request ids whose timeline explains a problem
 }
 
 // Line is the one line the soak ends with.
 func (r Report) Line() string {
-	return fmt.Sprintf("chaos: requests=%d identities=%d connectors=%d duplicates=%d results=%d missing_results=%d extra_results=%d dead_letters=%d expected_dead_letters=%d pending=%d",
-		r.Requests, r.Identities, r.Connectors, r.Duplicates, r.Results, r.MissingResults, r.ExtraResults, r.DeadLetters, r.ExpectedDeadLetters, r.Pending)
+	return fmt.Sprintf("chaos: requests=%d identities=%d connectors=%d duplicates=%d results=%d missing_results=%d extra_results=%d wrong_results=%d final_state_mismatches=%d superseded=%d dead_letters=%d expected_dead_letters=%d pending=%d",
+		r.Requests, r.Identities, r.Connectors, r.Duplicates, r.Results, r.MissingResults, r.ExtraResults, r.WrongResults, r.FinalStateMismatches, r.Superseded, r.DeadLetters, r.ExpectedDeadLetters, r.Pending)
 }
 
 // OK is the verdict: every guarantee held.
 func (r Report) OK() bool {
-	return r.Duplicates == 0 && r.MissingResults == 0 && r.ExtraResults == 0 && r.Pending == 0 &&
-		r.DeadLetters == r.ExpectedDeadLetters && len(r.Problems) == 0
+	return r.Duplicates == 0 && r.MissingResults == 0 && r.ExtraResults == 0 && r.WrongResults == 0 &&
+		r.FinalStateMismatches == 0 && r.Pending == 0 && r.DeadLetters == r.ExpectedDeadLetters && len(r.Problems) == 0
 }
 
 // maxListed bounds how many ids one problem line names.
@@ -118,20 +130,24 @@ func Verify(p *Plan, o Observation) Report {
 	problem := func(format string, a ...any) { rep.Problems = append(rep.Problems, fmt.Sprintf(format, a...)) }
 
 	byID := make(map[string]Request, len(p.Requests))
+	indexOf := make(map[string]int, len(p.Requests))
 	idsOf := map[Identity][]string{}
+	last := p.Last()
 	wantConnector := map[Identity]bool{}
-	for _, r := range p.Requests {
-		byID[r.ID] = r
+	for i, r := range p.Requests {
+		byID[r.ID], indexOf[r.ID] = r, i
 		idsOf[r.Identity] = append(idsOf[r.Identity], r.ID)
 		if r.MissingSecret {
 			rep.ExpectedDeadLetters++
-		} else {
-			wantConnector[r.Identity] = true
 		}
 	}
-	rep.Requests, rep.Identities = len(p.Requests), len(wantConnector)
+	for id, i := range last {
+		wantConnector[id] = !p.Requests[i].Disconnect
+	}
+	rep.Requests, rep.Identities = len(p.Requests), len(last)
 
-	// Connectors: exactly one per identity that succeeds, none for the others.
+	// Connectors: per identity, exactly what its last request says — one connector holding the
+	// last submitted credentials, or none after a disconnect.
 	connectorsOf := map[Identity][]Connector{}
 	for _, c := range o.Connectors {
 		connectorsOf[c.Identity] = append(connectorsOf[c.Identity], c)
@@ -139,26 +155,37 @@ func Verify(p *Plan, o Observation) Report {
 	rep.Connectors = len(o.Connectors)
 	for _, id := range sortedIdentities(connectorsOf) {
 		cs := connectorsOf[id]
+		i, known := last[id]
 		switch {
-		case !wantConnector[id] && idsOf[id] == nil:
+		case !known && idsOf[id] == nil:
 			problem("connector(s) %s for %s, which no request asked for", connectorIDs(cs), id)
-		case !wantConnector[id]:
+		case !known:
 			problem("connector(s) %s for %s, whose secret is missing", connectorIDs(cs), id)
+			markAll(suspects, idsOf[id])
+		case !wantConnector[id]:
+			rep.FinalStateMismatches++
+			problem("connector(s) %s for %s, whose last request %s disconnected it", connectorIDs(cs), id, p.Requests[i].ID)
 			markAll(suspects, idsOf[id])
 		case len(cs) > 1:
 			rep.Duplicates += len(cs) - 1
+			rep.FinalStateMismatches++
 			problem("duplicate connectors for %s: %s (requests %s)", id, connectorIDs(cs), listed(idsOf[id]))
+			markAll(suspects, idsOf[id])
+		case cs[0].CredentialsSHA256 != "" && cs[0].CredentialsSHA256 != credentialsSHA256(p.Secrets[p.Requests[i].SecretPath]):
+			rep.FinalStateMismatches++
+			problem("connector %s of %s does not hold the credentials of its last request %s", cs[0].ID, id, p.Requests[i].ID)
 			markAll(suspects, idsOf[id])
 		}
 	}
 	for _, id := range sortedIdentities(wantConnector) {
-		if len(connectorsOf[id]) == 0 {
+		if wantConnector[id] && len(connectorsOf[id]) == 0 {
+			rep.FinalStateMismatches++
 			problem("no connector for %s (requests %s)", id, listed(idsOf[id]))
 			markAll(suspects, idsOf[id])
 		}
 	}
 
-	// Results: exactly one per request id, of the right kind, naming the identity's connector.
+	// Results: exactly one per request id, of the right kind, true to the sandbox and the order.
 	resultsOf := map[string][]Result{}
 	for _, r := range o.Results {
 		resultsOf[r.RequestID] = append(resultsOf[r.RequestID], r)
@@ -179,7 +206,15 @@ func Verify(p *Plan, o Observation) Report {
 			suspects[id] = true
 		}
 		for _, r := range rs {
-			if msg := wrongResult(req, r, connectorsOf[req.Identity]); msg != "" {
+			if r.ErrorCode == "superseded" {
+				rep.Superseded++
+			}
+			isLast := last[req.Identity] == indexOf[id] && !req.MissingSecret
+			if msg := wrongResult(req, r, isLast, connectorsOf[req.Identity], func(id string) (int, Identity, bool) {
+				i, ok := indexOf[id]
+				return i, byID[id].Identity, ok
+			}); msg != "" {
+				rep.WrongResults++
 				problem("%s: %s", id, msg)
 				suspects[id] = true
 			}
@@ -247,21 +282,54 @@ func Verify(p *Plan, o Observation) Report {
 	return rep
 }
 
-// wrongResult says what is wrong with r as the result of req, or "".
-func wrongResult(req Request, r Result, connectors []Connector) string {
+// wrongResult says what is wrong with r as the result of req, or "". isLast: req is the last
+// request of its identity, whose verdict must describe what Airbyte holds now.
+func wrongResult(req Request, r Result, isLast bool, connectors []Connector, published func(id string) (int, Identity, bool)) string {
 	if req.MissingSecret {
 		if r.Message != "source_create_error" || r.ErrorCode != "secret_not_found" {
 			return fmt.Sprintf("result %s (code %q), want source_create_error with secret_not_found", r.Message, r.ErrorCode)
 		}
 		return ""
 	}
-	if r.Message != "source_created" {
-		return fmt.Sprintf("result %s (code %q, retryable %t, attempts %d), want source_created", r.Message, r.ErrorCode, r.Retryable, r.Attempts)
+	if r.ErrorCode == "superseded" {
+		newer, _ := supersededBy(r.ErrorText)
+		at, identity, known := published(newer)
+		mine, _, _ := published(req.ID)
+		switch {
+		case isLast:
+			return fmt.Sprintf("superseded (by %q), but no request for %s was published after it", newer, req.Identity)
+		case !known || identity != req.Identity || at <= mine:
+			return fmt.Sprintf("superseded by %q, which is not a later request for %s (%q)", newer, req.Identity, r.ErrorText)
+		}
+		return ""
 	}
-	if len(connectors) == 1 && r.ConnectorID != connectors[0].ID {
-		return fmt.Sprintf("source_created names connector %s, but %s's connector is %s", r.ConnectorID, req.Identity, connectors[0].ID)
+	success := []string{"source_created", "source_updated"}
+	if req.Disconnect {
+		success = []string{"source_deleted"}
+	}
+	if !slices.Contains(success, r.Message) {
+		return fmt.Sprintf("result %s (code %q, retryable %t, attempts %d), want %s or superseded", r.Message, r.ErrorCode, r.Retryable, r.Attempts, strings.Join(success, " or "))
+	}
+	if isLast && !req.Disconnect && len(connectors) == 1 && r.ConnectorID != connectors[0].ID {
+		return fmt.Sprintf("%s names connector %s, but %s's connector is %s", r.Message, r.ConnectorID, req.Identity, connectors[0].ID)
 	}
 	return ""
+}
+
+// supersededBy reads the newer request's id from a superseded error's message.
+func supersededBy(msg string) (string, bool) {
+	const prefix = "superseded by request "
+	rest, ok := strings.CutPrefix(msg, prefix)
+	if !ok {
+		return "", false
+	}
+	id, _, _ := strings.Cut(rest, ",")
+	return id, id != ""
+}
+
+// credentialsSHA256 is the sandbox's digest of a credentials object (sandbox.CredentialsSHA256).
+func credentialsSHA256(fields map[string]string) string {
+	return sandbox.CredentialsSHA256(fields)
 }
 
 func describeResults(rs []Result) string {

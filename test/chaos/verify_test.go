@@ -22,16 +22,23 @@ var (
 func fixture() (*Plan, Observation) {
 	p := &Plan{Requests: []Request{
 		{ID: "req-a", Identity: idGitHub, SecretPath: "customers/ws-0000/github.json"},
-		{ID: "req-b", Identity: idGitHub, SecretPath: "customers/ws-0000/github.json"},
+		{ID: "req-b", Identity: idGitHub, SecretPath: "customers/ws-0000/github-rotated-1.json"},
 		{ID: "req-c", Identity: idStripe, SecretPath: "customers/ws-0001/stripe.json"},
 		{ID: "req-m", Identity: idLost, SecretPath: "customers/ws-0001/missing-3.json", MissingSecret: true},
+	}, Secrets: map[string]map[string]string{
+		"customers/ws-0000/github.json":           {"token": "one"},
+		"customers/ws-0000/github-rotated-1.json": {"token": "two"},
+		"customers/ws-0001/stripe.json":           {"token": "three"},
 	}}
 	t0 := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	o := Observation{
-		Connectors: []Connector{{ID: "conn-1", Identity: idGitHub, CreatedAt: t0}, {ID: "conn-2", Identity: idStripe, CreatedAt: t0}},
+		Connectors: []Connector{
+			{ID: "conn-1", Identity: idGitHub, CreatedAt: t0, CredentialsSHA256: credentialsSHA256(map[string]string{"token": "two"})},
+			{ID: "conn-2", Identity: idStripe, CreatedAt: t0, CredentialsSHA256: credentialsSHA256(map[string]string{"token": "three"})},
+		},
 		Results: []Result{
-			{Seq: 1, RequestID: "req-a", Message: "source_created", ConnectorID: "conn-1", Attempts: 1, Stored: t0},
-			{Seq: 2, RequestID: "req-b", Message: "source_created", ConnectorID: "conn-1", Attempts: 2, Stored: t0},
+			{Seq: 1, RequestID: "req-a", Message: "source_created", ConnectorID: "conn-0", Attempts: 1, Stored: t0},
+			{Seq: 2, RequestID: "req-b", Message: "source_updated", ConnectorID: "conn-1", Attempts: 2, Stored: t0},
 			{Seq: 3, RequestID: "req-c", Message: "source_created", ConnectorID: "conn-2", Attempts: 1, Stored: t0},
 			{Seq: 4, RequestID: "req-m", Message: "source_create_error", ErrorCode: "secret_not_found", Attempts: 1, Stored: t0},
 		},
@@ -65,7 +72,7 @@ func TestVerify(t *testing.T) {
 			mutate: func(o *Observation) {
 				o.Connectors = append(o.Connectors, Connector{ID: "conn-3", Identity: idGitHub})
 			},
-			want:     Report{Requests: 4, Identities: 2, Connectors: 3, Duplicates: 1, Results: 4, DeadLetters: 1, ExpectedDeadLetters: 1},
+			want:     Report{Requests: 4, Identities: 2, Connectors: 3, Duplicates: 1, FinalStateMismatches: 1, Results: 4, DeadLetters: 1, ExpectedDeadLetters: 1},
 			problems: []string{"duplicate connectors for ws-0000/github/\"github 1\": conn-1"},
 			suspects: []string{"req-a", "req-b"},
 		},
@@ -90,7 +97,7 @@ func TestVerify(t *testing.T) {
 			mutate: func(o *Observation) {
 				addResult(o, Result{RequestID: "req-c", Message: "source_create_error", ErrorCode: "airbyte_unavailable", Retryable: true})
 			},
-			want:     Report{Requests: 4, Identities: 2, Connectors: 2, Results: 4, ExtraResults: 1, DeadLetters: 1, ExpectedDeadLetters: 1},
+			want:     Report{Requests: 4, Identities: 2, Connectors: 2, Results: 4, ExtraResults: 1, WrongResults: 1, DeadLetters: 1, ExpectedDeadLetters: 1},
 			problems: []string{"2 results for req-c", "want source_created"},
 			suspects: []string{"req-c"},
 		},
@@ -103,9 +110,43 @@ func TestVerify(t *testing.T) {
 		{
 			name:     "a result naming another connector",
 			mutate:   func(o *Observation) { o.Results[1].ConnectorID = "conn-2" },
-			want:     Report{Requests: 4, Identities: 2, Connectors: 2, Results: 4, DeadLetters: 1, ExpectedDeadLetters: 1},
-			problems: []string{"req-b: source_created names connector conn-2"},
+			want:     Report{Requests: 4, Identities: 2, Connectors: 2, Results: 4, WrongResults: 1, DeadLetters: 1, ExpectedDeadLetters: 1},
+			problems: []string{"req-b: source_updated names connector conn-2"},
 			suspects: []string{"req-b"},
+		},
+		{
+			name: "the connector holds the credentials of an earlier request",
+			mutate: func(o *Observation) {
+				o.Connectors[0].CredentialsSHA256 = credentialsSHA256(map[string]string{"token": "one"})
+			},
+			want:     Report{Requests: 4, Identities: 2, Connectors: 2, FinalStateMismatches: 1, Results: 4, DeadLetters: 1, ExpectedDeadLetters: 1},
+			problems: []string{"does not hold the credentials of its last request req-b"},
+			suspects: []string{"req-a", "req-b"},
+		},
+		{
+			name: "an older request superseded by a newer one",
+			mutate: func(o *Observation) {
+				o.Results[0] = Result{Seq: 1, RequestID: "req-a", Message: "source_create_error", ErrorCode: "superseded", ErrorText: "superseded by request req-b, applied after this one was published"}
+			},
+			want: Report{Requests: 4, Identities: 2, Connectors: 2, Superseded: 1, Results: 4, DeadLetters: 1, ExpectedDeadLetters: 1},
+		},
+		{
+			name: "the last request superseded",
+			mutate: func(o *Observation) {
+				o.Results[1] = Result{Seq: 2, RequestID: "req-b", Message: "source_update_error", ErrorCode: "superseded", ErrorText: "superseded by request req-a, applied after this one was published"}
+			},
+			want:     Report{Requests: 4, Identities: 2, Connectors: 2, Superseded: 1, WrongResults: 1, Results: 4, DeadLetters: 1, ExpectedDeadLetters: 1},
+			problems: []string{"no request for ws-0000/github/\"github 1\" was published after it"},
+			suspects: []string{"req-b"},
+		},
+		{
+			name: "a request superseded by an older one",
+			mutate: func(o *Observation) {
+				o.Results[0] = Result{Seq: 1, RequestID: "req-a", Message: "source_create_error", ErrorCode: "superseded", ErrorText: "superseded by request req-c, applied after this one was published"}
+			},
+			want:     Report{Requests: 4, Identities: 2, Connectors: 2, Superseded: 1, WrongResults: 1, Results: 4, DeadLetters: 1, ExpectedDeadLetters: 1},
+			problems: []string{`superseded by "req-c"`},
+			suspects: []string{"req-a"},
 		},
 		{
 			name: "an unexpected dead letter",
@@ -152,7 +193,7 @@ func TestVerify(t *testing.T) {
 		{
 			name:     "an identity without its connector",
 			mutate:   func(o *Observation) { o.Connectors = o.Connectors[:1] },
-			want:     Report{Requests: 4, Identities: 2, Connectors: 1, Results: 4, DeadLetters: 1, ExpectedDeadLetters: 1},
+			want:     Report{Requests: 4, Identities: 2, Connectors: 1, FinalStateMismatches: 1, Results: 4, DeadLetters: 1, ExpectedDeadLetters: 1},
 			problems: []string{`no connector for ws-0001/stripe/"stripe 1" (requests req-c)`},
 			suspects: []string{"req-c"},
 		},
@@ -189,7 +230,8 @@ func TestVerify(t *testing.T) {
 				}
 			}
 			got.Problems = problems
-			if wantOK := tt.name == "every guarantee held"; got.OK() != wantOK {
+			if wantOK := len(tt.problems) == 0 && tt.want.Pending == 0 && tt.want.DeadLetters == tt.want.ExpectedDeadLetters &&
+				tt.want.MissingResults+tt.want.ExtraResults+tt.want.Duplicates == 0; got.OK() != wantOK {
 				t.Errorf("OK() = %t, want %t", got.OK(), wantOK)
 			}
 		})
