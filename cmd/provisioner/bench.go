@@ -15,6 +15,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("provisioner bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg bench.Config
+	fs.StringVar(&cfg.Scenario, "scenario", "create", "what the measured requests do: create (a connector each) or rotate (new credentials for a connector each, created beforehand)")
 	fs.IntVar(&cfg.Requests, "requests", 10000, "credentials-submitted requests to publish, each for a connector of its own")
 	fs.IntVar(&cfg.Workspaces, "workspaces", 1000, "workspaces the requests are spread over")
 	fs.IntVar(&cfg.Replicas, "replicas", 1, "worker replicas sharing the consumer")

@@ -48,7 +48,7 @@ func runAwait(ctx context.Context, cfg Config, natsURL, productRunID string, rep
 	rep.AwaitStoredP50Ms, rep.AwaitStoredP99Ms = ms(percentile(stored, 50)), ms(percentile(stored, 99))
 
 	runID := "await-" + uuid.NewString()[:8]
-	body := requestBody(cfg.Workspaces)
+	body := requestBody(cfg.Workspaces, "github.json")
 	live, elapsed, err := awaitAll(ctx, cfg.Requests, cfg.InFlight, func(ctx context.Context, i int) (time.Duration, error) {
 		id := runID + "-" + strconv.Itoa(i)
 		// connectors of their own: numbered after the product phase's

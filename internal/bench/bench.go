@@ -33,8 +33,23 @@ import (
 	"github.com/provisioner-dev/provisioner/internal/secret"
 )
 
+// Scenarios.
+const (
+	// ScenarioCreate: every request creates a connector of its own.
+	ScenarioCreate = "create"
+	// ScenarioRotate: every connector is created first (not measured), then every request brings it
+	// new credentials: an Agent Engine connector is replaced (create, record, delete).
+	ScenarioRotate = "rotate"
+)
+
+// rotateFloorCalls is the fewest Airbyte calls an update by replace can make: the new connector's
+// create and the old one's delete (tokens are cached).
+const rotateFloorCalls = 2
+
 // Config is one benchmark run.
 type Config struct {
+	// Scenario is what the measured requests do: create (default) or rotate.
+	Scenario    string
 	Requests    int           // N requests, each for a connector of its own
 	Workspaces  int           // W workspaces the requests are spread over, round robin
 	Replicas    int           // R worker replicas sharing the consumer
@@ -59,6 +74,9 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
+	if c.Scenario == "" {
+		c.Scenario = ScenarioCreate
+	}
 	if c.Lookup == "" {
 		c.Lookup = "recovery"
 	}
@@ -92,6 +110,9 @@ func (c Config) Validate() error {
 	if c.Latency < 0 {
 		errs = append(errs, errors.New("latency must not be negative"))
 	}
+	if c.Scenario != "" && c.Scenario != ScenarioCreate && c.Scenario != ScenarioRotate {
+		errs = append(errs, fmt.Errorf("scenario must be create or rotate, got %q", c.Scenario))
+	}
 	if c.Lookup != "" && c.Lookup != "recovery" && c.Lookup != "always" {
 		errs = append(errs, fmt.Errorf("lookup must be recovery or always, got %q", c.Lookup))
 	}
@@ -105,6 +126,7 @@ func (c Config) Validate() error {
 // last result; latencies are from a request's publish to its result's arrival at the driver.
 type Report struct {
 	// Parameters.
+	Scenario    string  `json:"scenario"`
 	Requests    int     `json:"requests"`
 	Workspaces  int     `json:"workspaces"`
 	Replicas    int     `json:"replicas"`
@@ -132,6 +154,12 @@ type Report struct {
 	APICallsPerConnector      map[string]float64 `json:"api_calls_per_connector"`
 	APICallsPerConnectorTotal float64            `json:"api_calls_per_connector_total"`
 	TokenMints                map[string]int64   `json:"token_mints"`
+	// Rotate scenario: Updated counts source_updated results; FloorCallsPerUpdate is the fewest
+	// Airbyte calls an update by replace can make (create + delete) and CallsRatioToFloor the
+	// measured calls per update over it.
+	Updated             int     `json:"updated,omitempty"`
+	FloorCallsPerUpdate float64 `json:"floor_calls_per_update,omitempty"`
+	CallsRatioToFloor   float64 `json:"calls_ratio_to_floor,omitempty"`
 	// BoundPerS is what the sandbox latency allows: Replicas × Concurrency / (Airbyte calls per
 	// connector × Latency); 0 when the latency is 0.
 	BoundPerS    float64 `json:"bound_per_s,omitempty"`
@@ -202,7 +230,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Report, error) 
 	defer srv.Shutdown()
 
 	rep := &Report{
-		Requests: cfg.Requests, Workspaces: cfg.Workspaces, Replicas: cfg.Replicas, Concurrency: cfg.Concurrency,
+		Scenario: cfg.Scenario, Requests: cfg.Requests, Workspaces: cfg.Workspaces, Replicas: cfg.Replicas, Concurrency: cfg.Concurrency,
 		InFlight: cfg.InFlight, LatencyMs: ms(cfg.Latency), Lookup: cfg.Lookup, Mode: "in-process",
 		CPUs: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
 	}
@@ -221,19 +249,25 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Report, error) 
 	return rep, nil
 }
 
-// benchCredential is the made-up GitHub token every workspace's secret file holds.
-const benchCredential = "ghp_bench_not_a_real_token"
+// benchCredential is the made-up GitHub token every workspace's secret file holds;
+// benchRotated the one the rotate scenario brings.
+const (
+	benchCredential = "ghp_bench_not_a_real_token"
+	benchRotated    = "ghp_bench_rotated_not_real"
+)
 
-// writeSecrets writes one file secret per workspace, under the path policy "{workspace_name}/".
+// writeSecrets writes the file secrets of each workspace, under the path policy "{workspace_name}/".
 func writeSecrets(dir string, workspaces int) error {
-	body, _ := json.Marshal(map[string]string{"token": benchCredential})
-	for w := range workspaces {
-		p := filepath.Join(dir, workspaceName(w), "github.json")
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			return fmt.Errorf("write secrets: %w", err)
-		}
-		if err := os.WriteFile(p, body, 0o600); err != nil {
-			return fmt.Errorf("write secrets: %w", err)
+	for file, token := range map[string]string{"github.json": benchCredential, "github-rotated.json": benchRotated} {
+		body, _ := json.Marshal(map[string]string{"token": token})
+		for w := range workspaces {
+			p := filepath.Join(dir, workspaceName(w), file)
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				return fmt.Errorf("write secrets: %w", err)
+			}
+			if err := os.WriteFile(p, body, 0o600); err != nil {
+				return fmt.Errorf("write secrets: %w", err)
+			}
 		}
 	}
 	return nil
@@ -241,12 +275,13 @@ func writeSecrets(dir string, workspaces int) error {
 
 func workspaceName(w int) string { return "bench-ws-" + strconv.Itoa(w) }
 
-// requestBody is request i: a connector of its own (the name is unique) in workspace i mod W.
-func requestBody(workspaces int) func(i int, id string) []byte {
+// requestBody is request i: a connector of its own (the name is unique) in workspace i mod W, with
+// the credentials in secretFile.
+func requestBody(workspaces int, secretFile string) func(i int, id string) []byte {
 	return func(i int, id string) []byte {
 		ws := workspaceName(i % workspaces)
-		return fmt.Appendf(nil, `{"id":%q,"workspace_name":%q,"connector_type":"github","name":"GitHub %d","credentials_ref":"file:%s/github.json","replication_config":{"repositories":["%s/app"]}}`,
-			id, ws, i, ws, ws)
+		return fmt.Appendf(nil, `{"id":%q,"workspace_name":%q,"connector_type":"github","name":"GitHub %d","credentials_ref":"file:%s/%s","replication_config":{"repositories":["%s/app"]}}`,
+			id, ws, i, ws, secretFile, ws)
 	}
 }
 
@@ -354,6 +389,18 @@ func runProduct(ctx context.Context, cfg Config, natsURL, secretsDir string, log
 		}
 		defer pprof.StopCPUProfile()
 	}
+	body := requestBody(cfg.Workspaces, "github.json")
+	var setup sandbox.Stats
+	if cfg.Scenario == ScenarioRotate {
+		// the connectors exist before the measured phase, which brings each new credentials
+		if _, err := drive(phaseCtx, nc, js, load{
+			runID: "bench-setup-" + uuid.NewString()[:8], subject: "provisioner.requests.credentials.submitted",
+			results: "provisioner.results.>", requests: cfg.Requests, inflight: cfg.InFlight, body: body,
+		}); err != nil {
+			return fmt.Errorf("create the connectors to rotate: %w", err)
+		}
+		setup, body = sb.Stats(), requestBody(cfg.Workspaces, "github-rotated.json")
+	}
 	runtime.GC()
 	resetPeakRSS()
 	before, err := takeSample(replicas)
@@ -363,7 +410,7 @@ func runProduct(ctx context.Context, cfg Config, natsURL, secretsDir string, log
 	productRunID := "bench-" + uuid.NewString()[:8]
 	out, err := drive(phaseCtx, nc, js, load{
 		runID: productRunID, subject: "provisioner.requests.credentials.submitted",
-		results: "provisioner.results.>", requests: cfg.Requests, inflight: cfg.InFlight, body: requestBody(cfg.Workspaces),
+		results: "provisioner.results.>", requests: cfg.Requests, inflight: cfg.InFlight, body: body,
 	})
 	if err != nil {
 		return fmt.Errorf("product: %w", err)
@@ -387,11 +434,11 @@ func runProduct(ctx context.Context, cfg Config, natsURL, secretsDir string, log
 	rep.MaxMs = ms(out.latencies[len(out.latencies)-1])
 
 	st := sb.Stats()
-	rep.Created = st.Created
+	rep.Created = st.Created - setup.Created
 	rep.APICallsPerConnector = map[string]float64{}
 	var calls int64
 	for op, c := range st.Requests {
-		if c > 0 {
+		if c -= setup.Requests[op]; c > 0 {
 			rep.APICallsPerConnector[op] = round(float64(c)/n, 4)
 			calls += c
 		}
@@ -399,9 +446,14 @@ func runProduct(ctx context.Context, cfg Config, natsURL, secretsDir string, log
 	rep.APICallsPerConnectorTotal = round(float64(calls)/n, 4)
 	rep.TokenMints = map[string]int64{}
 	for kind, c := range st.TokensMinted {
-		if c > 0 {
+		if c -= setup.TokensMinted[kind]; c > 0 {
 			rep.TokenMints[kind] = c
 		}
+	}
+	if cfg.Scenario == ScenarioRotate {
+		rep.Updated, rep.Connectors = out.updated, cfg.Requests-out.failed
+		rep.FloorCallsPerUpdate = rotateFloorCalls
+		rep.CallsRatioToFloor = round(rep.APICallsPerConnectorTotal/rotateFloorCalls, 3)
 	}
 	if cfg.Latency > 0 {
 		rep.BoundPerS = round(float64(cfg.Replicas*cfg.Concurrency)/(rep.APICallsPerConnectorTotal*cfg.Latency.Seconds()), 1)
@@ -550,7 +602,7 @@ func runFloor(ctx context.Context, cfg Config, natsURL string, logger *slog.Logg
 	}
 	out, err := drive(phaseCtx, nc, js, load{
 		runID: "floor-" + uuid.NewString()[:8], subject: floorPrefix + ".requests.credentials.submitted",
-		results: floorPrefix + ".results.>", requests: cfg.Requests, inflight: cfg.InFlight, body: requestBody(cfg.Workspaces),
+		results: floorPrefix + ".results.>", requests: cfg.Requests, inflight: cfg.InFlight, body: requestBody(cfg.Workspaces, "github.json"),
 	})
 	after, sampleErr := takeSample(nil)
 	if stopErr := stopAndWait(); err == nil {

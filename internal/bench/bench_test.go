@@ -119,6 +119,31 @@ func TestRunSmoke(t *testing.T) {
 	}
 }
 
+// The rotate scenario: every connector exists first; each measured request replaces one with a
+// connector holding new credentials, in one create and one delete at Airbyte, its floor.
+func TestRotateScenario(t *testing.T) {
+	cfg := bench.Config{Scenario: bench.ScenarioRotate, Requests: 20, Workspaces: 2, Replicas: 1, Concurrency: 4, SkipFloor: true, SkipAwait: true, Dir: t.TempDir(), Timeout: time.Minute}
+	var logs bytes.Buffer
+	rep, err := bench.Run(t.Context(), cfg, slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil)))
+	if err != nil {
+		t.Fatalf("%v\nlogs:\n%s", err, logs.String())
+	}
+	n := cfg.Requests
+	if rep.Scenario != bench.ScenarioRotate || rep.Updated != n || rep.Errors != 0 || rep.Created != int64(n) {
+		t.Fatalf("scenario %q: updated %d, errors %d, created %d; want %d, 0, %d", rep.Scenario, rep.Updated, rep.Errors, rep.Created, n, n)
+	}
+	if c, d := rep.APICallsPerConnector[sandbox.OpConnectorsCreate], rep.APICallsPerConnector[sandbox.OpConnectorsDelete]; c != 1 || d != 1 {
+		t.Errorf("per update: %v creates, %v deletes; want 1 and 1", c, d)
+	}
+	if rep.FloorCallsPerUpdate != 2 || rep.CallsRatioToFloor < 1 || rep.CallsRatioToFloor > 1.1 {
+		t.Errorf("calls per update %v, floor %v, ratio %v", rep.APICallsPerConnectorTotal, rep.FloorCallsPerUpdate, rep.CallsRatioToFloor)
+	}
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil || !strings.Contains(text.String(), "airbyte calls/update") {
+		t.Fatalf("text report: %v\n%s", err, text.String())
+	}
+}
+
 // checkOutput checks the JSON keys the issue promises and that no secret reaches any output.
 func checkOutput(t *testing.T, rep *bench.Report, logs string) {
 	t.Helper()

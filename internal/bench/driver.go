@@ -33,6 +33,7 @@ type outcome struct {
 	elapsed   time.Duration   // first publish to last result
 	latencies []time.Duration // publish to result, one per request
 	failed    int             // error results
+	updated   int             // source_updated results
 	repeated  int             // results seen again for a request already answered
 }
 
@@ -66,8 +67,11 @@ func drive(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, l load) (
 		answered[i] = true
 		out.latencies = append(out.latencies, at-time.Duration(sent[i].Load()))
 		lastAt = at
-		if strings.HasSuffix(m.Subject, "_error") {
+		switch msg := messageOf(m.Subject); {
+		case strings.HasSuffix(msg, "_error"):
 			out.failed++
+		case msg == "source_updated":
+			out.updated++
 		}
 		<-slots
 		if len(out.latencies) == l.requests {
@@ -130,4 +134,14 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	}
 	rank := int(p/100*float64(len(sorted))+0.5) - 1
 	return sorted[min(max(rank, 0), len(sorted)-1)]
+}
+
+// messageOf is the result message a result subject names: <prefix>.results.<message>[.<request token>].
+func messageOf(subject string) string {
+	_, rest, ok := strings.Cut(subject, ".results.")
+	if !ok {
+		return ""
+	}
+	msg, _, _ := strings.Cut(rest, ".")
+	return msg
 }
