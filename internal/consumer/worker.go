@@ -30,6 +30,10 @@ type Metrics interface {
 	SetConsumerLag(pending, ackPending, redelivered uint64)
 }
 
+// OutcomeNATSUnavailable is the metrics outcome of a delivery returned because JetStream or the
+// ledger was briefly unreachable.
+const OutcomeNATSUnavailable = "nats_unavailable"
+
 // Readiness receives the worker's readiness condition. Implemented by *metrics.Health.
 type Readiness interface {
 	Set(condition string, ok bool, reason string)
@@ -179,6 +183,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		outcome = dec.Outcome
 		w.finish(ctx, msg, logger, dec, delivery, &meta.NumDelivered)
 	default:
+		if code, _ := event.CodeOf(dec.Err); code == event.CodeNATSUnavailable {
+			outcome = OutcomeNATSUnavailable
+		}
 		delay := w.cfg.NakDelay(delivery)
 		if dec.RetryAfter > 0 {
 			delay = dec.RetryAfter
