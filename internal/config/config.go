@@ -26,7 +26,7 @@ type Config struct {
 	NATSListen   string
 	NATSStoreDir string
 	// NATSSync is the embedded server's fsync policy: "always", or an interval such as "2m".
-	NATSSync string
+	NATSSync     string
 	NATSCreds    string
 	NATSUser     string
 	NATSPassword secret.Value
