@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,6 +74,18 @@ func (tc *tokenCache) invalidate(key, rejected string) {
 		delete(tc.tokens, key)
 	}
 	tc.mu.Unlock()
+}
+
+// forgetWorkspace drops the scoped tokens of the workspace with this id (it was deleted: a new
+// mint of its name creates another workspace).
+func (tc *tokenCache) forgetWorkspace(id string) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	for k, t := range tc.tokens {
+		if k != operatorKey && strings.EqualFold(t.workspace.ID, id) {
+			delete(tc.tokens, k)
+		}
+	}
 }
 
 // ApplicationToken returns the organization-wide application (operator) token, minting it when the
@@ -277,11 +291,16 @@ func (c *Client) mintScoped(ctx context.Context, workspace, regionID string) (*c
 	switch {
 	case claims.WorkspaceScope.WorkspaceID == "":
 		return nil, fmt.Errorf("airbyte scoped_token: %w: no workspace scope", ErrMalformedToken)
-	case claims.Act.Sub != "" && claims.Act.Sub != workspace:
-		// Tenant isolation: never use a token of one workspace for another.
-		return nil, fmt.Errorf("airbyte scoped_token: %w: scoped to another workspace", ErrMalformedToken)
 	case claims.ExpiresAt == nil:
 		return nil, fmt.Errorf("airbyte scoped_token: %w: no exp", ErrMalformedToken)
+	}
+	// The workspace is the one io.airbyte.auth.workspace_scope names. act.sub is the workspace
+	// name on Airbyte's platform, but the documented example token carries a UUID there: a
+	// difference is worth a debug line, never a refusal.
+	if claims.Act.Sub != "" && claims.Act.Sub != workspace {
+		c.log.LogAttrs(ctx, slog.LevelDebug, "scoped token act.sub differs from the workspace name",
+			slog.String("workspace_name", workspace), slog.String("act_sub", claims.Act.Sub),
+			slog.String("workspace_id", claims.WorkspaceScope.WorkspaceID))
 	}
 	orgID := c.orgID
 	if orgID == "" {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/provisioner-dev/provisioner/internal/secret"
@@ -185,6 +186,23 @@ type SummarizedSourceTemplate struct {
 	UpdatedAt                  Time            `json:"updated_at,omitzero"`
 }
 
+// Matches reports whether a connector_type of a request names this template's connector: its slug
+// (ConnectorName, "zendesk-support") or its display name (Name, "Zendesk Support"), in any case,
+// as Airbyte matches connector_type. A template that does not tell its slug (the field is
+// optional) matches any type: the list says nothing that could tell them apart.
+func (t SummarizedSourceTemplate) Matches(connectorType string) bool {
+	if t.ConnectorName == "" {
+		return true
+	}
+	return strings.EqualFold(t.ConnectorName, connectorType) || strings.EqualFold(t.Name, connectorType)
+}
+
+// Matches reports whether connectorType names this connector's kind (see
+// SummarizedSourceTemplate.Matches).
+func (i ConnectorSourceListItem) Matches(connectorType string) bool {
+	return i.SummarizedSourceTemplate.Matches(connectorType)
+}
+
 // DetailedSourceTemplate is a source template with its configuration specification.
 type DetailedSourceTemplate struct {
 	ID                   string          `json:"id"`
@@ -287,21 +305,43 @@ type WorkspaceGetResponse struct {
 	UpdatedAt      Time   `json:"updated_at"`
 }
 
+// Workspace statuses.
+const (
+	WorkspaceActive   = "active"
+	WorkspaceInactive = "inactive"
+)
+
+// WorkspaceUpdateRequest changes a workspace; empty fields are left as they are.
+type WorkspaceUpdateRequest struct {
+	Name         string `json:"name,omitempty"`
+	Status       string `json:"status,omitempty"` // WorkspaceActive or WorkspaceInactive
+	CacheEnabled *bool  `json:"cache_enabled,omitempty"`
+}
+
+// WorkspaceUpdateResponse is a workspace after an update.
+type WorkspaceUpdateResponse = WorkspaceGetResponse
+
+// WorkspaceDeleteResponse acknowledges a deleted workspace.
+type WorkspaceDeleteResponse struct {
+	ID        string `json:"id"`
+	DeletedAt Time   `json:"deleted_at"`
+}
+
 // WorkspaceListItem is one workspace in a list.
 type WorkspaceListItem = WorkspaceGetResponse
 
-// WorkspaceListResponse is one page of workspaces; Next is the cursor of the following page.
+// WorkspaceListResponse is one page of workspaces; Next is the URL of the following page, empty
+// on the last (ListWorkspaces returns every page at once, with Next empty).
 type WorkspaceListResponse struct {
 	Next string              `json:"next,omitempty"`
 	Data []WorkspaceListItem `json:"data"`
 }
 
-// WorkspaceListParams filters and pages the workspace list.
+// WorkspaceListParams filters the workspace list.
 type WorkspaceListParams struct {
 	NameContains string
 	Status       string // active, inactive
-	Limit        int
-	Cursor       string
+	Limit        int    // page size; 0 = the API's default
 }
 
 // Time is a timestamp as the API writes it: RFC 3339, or without an offset (FastAPI's naive

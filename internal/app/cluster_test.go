@@ -13,10 +13,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox/sandboxtest"
 	"github.com/provisioner-dev/provisioner/internal/config"
-	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/natsembed/natsclustertest"
 )
 
@@ -114,7 +114,7 @@ func TestConsumerLeaderLossResumesWithinSeconds(t *testing.T) {
 	rs := e.byRequest(e.results(10, 25*time.Second-time.Since(killed)))
 	t.Logf("10 results %.1fs after the consumer leader was killed", time.Since(killed).Seconds())
 	for i := range 5 {
-		if got := rs[fmt.Sprintf("after-%d", i)]; got.Message != event.MessageSourceCreated {
+		if got := rs[fmt.Sprintf("after-%d", i)]; got.Message != contract.MessageSourceCreated {
 			t.Errorf("after-%d: %+v", i, got)
 		}
 	}

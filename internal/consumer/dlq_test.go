@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/consumer"
 	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/natsembed/natsembedtest"
@@ -65,7 +66,7 @@ func TestDeadLettersHoldNoSecrets(t *testing.T) {
 			msg.Header.Set("traceparent", "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01")
 			msg.Header.Set(jetstream.MsgIDHeader, tc.name)
 			m := fetchOne(t, js, cons, msg)
-			if err := pub.PublishDeadLetter(ctx, m, consumer.DeadLetter{Reason: event.CodeSchemaViolation, Error: "refused", RequestID: tc.name, Deliveries: 1}, time.Now()); err != nil {
+			if err := pub.PublishDeadLetter(ctx, m, consumer.DeadLetter{Reason: contract.CodeSchemaViolation, Error: "refused", RequestID: tc.name, Deliveries: 1}, time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			_ = m.Term()

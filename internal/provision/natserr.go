@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/event"
 )
 
@@ -56,7 +57,7 @@ func classifyNATS(op string, err error) error {
 		return err
 	}
 	if NATSUnavailable(err) {
-		return event.Coded(event.CodeNATSUnavailable, true, fmt.Errorf("%s: %w", op, err))
+		return event.Coded(contract.CodeNATSUnavailable, true, fmt.Errorf("%s: %w", op, err))
 	}
-	return event.Coded(event.CodeInternal, false, fmt.Errorf("%s: %w", op, err))
+	return event.Coded(contract.CodeInternal, false, fmt.Errorf("%s: %w", op, err))
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/natsembed/natsclustertest"
 	"github.com/provisioner-dev/provisioner/internal/natsembed/natsembedtest"
@@ -44,11 +45,11 @@ func TestClassifyNATS(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		call func() error
-		want event.Code
+		want contract.Code
 	}{
-		{"key not found", func() error { _, err := skv.Get(ctx, "missing"); return err }, event.CodeInternal},
-		{"wrong revision", func() error { _, err := skv.Update(ctx, "k", []byte("x"), rev+10); return err }, event.CodeInternal},
-		{"stream not found", func() error { _, err := sjs.Stream(ctx, "NOPE"); return err }, event.CodeInternal},
+		{"key not found", func() error { _, err := skv.Get(ctx, "missing"); return err }, contract.CodeInternal},
+		{"wrong revision", func() error { _, err := skv.Update(ctx, "k", []byte("x"), rev+10); return err }, contract.CodeInternal},
+		{"stream not found", func() error { _, err := sjs.Stream(ctx, "NOPE"); return err }, contract.CodeInternal},
 		{"cluster without quorum: put", func() error {
 			cluster.Shutdown(1)
 			cluster.Shutdown(2)
@@ -56,26 +57,26 @@ func TestClassifyNATS(t *testing.T) {
 			defer cancel()
 			_, err := ckv.Put(c, "k", []byte("w"))
 			return err
-		}, event.CodeNATSUnavailable},
+		}, contract.CodeNATSUnavailable},
 		{"cluster without quorum: create", func() error {
 			c, cancel := short()
 			defer cancel()
 			_, err := ckv.Create(c, "new", []byte("w"))
 			return err
-		}, event.CodeNATSUnavailable},
+		}, contract.CodeNATSUnavailable},
 		{"server gone: get", func() error {
 			single.Stop()
 			c, cancel := short()
 			defer cancel()
 			_, err := skv.Get(c, "k")
 			return err
-		}, event.CodeNATSUnavailable},
+		}, contract.CodeNATSUnavailable},
 		{"server gone: publish", func() error {
 			c, cancel := short()
 			defer cancel()
 			_, err := sjs.Publish(c, "provisioner.results.x", []byte("{}"))
 			return err
-		}, event.CodeNATSUnavailable},
+		}, contract.CodeNATSUnavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.call()
@@ -84,7 +85,7 @@ func TestClassifyNATS(t *testing.T) {
 			}
 			got := classifyNATS("ledger claim", err)
 			code, retryable := event.CodeOf(got)
-			if code != tc.want || retryable != (tc.want == event.CodeNATSUnavailable) {
+			if code != tc.want || retryable != (tc.want == contract.CodeNATSUnavailable) {
 				t.Fatalf("%v -> %s (retryable %v), want %s", err, code, retryable, tc.want)
 			}
 			if !errors.Is(got, err) {

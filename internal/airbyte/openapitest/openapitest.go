@@ -17,7 +17,9 @@
 // an ApiErrorResponse (and a 429 must carry an integer Retry-After of at least 1 second); the
 // status is recorded, readable with Undeclared, so a test can assert which ones it saw.
 //
-// Paths under /_sandbox/ (the sandbox's admin endpoints, not Airbyte's API) are not validated.
+// Covered tells which operations had both a request and a response validated, so a test can
+// prove it exercised every operation. Paths under /_sandbox/ (the sandbox's admin endpoints,
+// not Airbyte's API) are not validated.
 package openapitest
 
 import (
@@ -197,6 +199,8 @@ type Validator struct {
 
 	mu         sync.Mutex
 	undeclared map[string]int // "METHOD /path/template STATUS" -> times seen
+	requests   map[string]int // "METHOD /path/template" -> requests validated
+	responses  map[string]int // "METHOD /path/template" -> responses validated
 }
 
 // New returns a Validator; it fails t if the specs cannot be loaded.
@@ -206,7 +210,27 @@ func New(t testing.TB) *Validator {
 	if err != nil {
 		t.Fatalf("openapitest: %v", err)
 	}
-	return &Validator{specs: s, undeclared: map[string]int{}}
+	return &Validator{specs: s, undeclared: map[string]int{}, requests: map[string]int{}, responses: map[string]int{}}
+}
+
+// Covered returns the operations ("METHOD /path/template" of the spec) of which both a request
+// and its response went through the validator, with the number of responses.
+func (v *Validator) Covered() map[string]int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := map[string]int{}
+	for k, n := range v.responses {
+		if v.requests[k] > 0 {
+			out[k] = n
+		}
+	}
+	return out
+}
+
+func (v *Validator) count(m map[string]int, route *routers.Route) {
+	v.mu.Lock()
+	m[route.Method+" "+route.Path]++
+	v.mu.Unlock()
 }
 
 // Undeclared returns the responses seen with a status their operation does not declare, as
@@ -229,17 +253,26 @@ func (v *Validator) route(r *http.Request) (*routers.Route, map[string]string, e
 		strings.HasPrefix(p, "/api/v1/integrations/sources/") {
 		order = []*openapi3.T{v.specs.embedded, v.specs.agent}
 	}
+	// The most literal template wins across both specs (/integrations/templates/sources/global
+	// is the embedded spec's, not the agent spec's /{id}); on a tie, the first in order.
+	var best *routers.Route
+	var bestParams map[string]string
+	bestLiterals := -1
 	for _, doc := range order {
-		if route, params := findRoute(doc, r.Method, r.URL.Path); route != nil {
-			return route, params, nil
+		route, params, literals := findRoute(doc, r.Method, r.URL.Path)
+		if route != nil && literals > bestLiterals {
+			best, bestParams, bestLiterals = route, params, literals
 		}
 	}
-	return nil, nil, fmt.Errorf("%s %s is in neither Airbyte spec", r.Method, r.URL.Path)
+	if best == nil {
+		return nil, nil, fmt.Errorf("%s %s is in neither Airbyte spec", r.Method, r.URL.Path)
+	}
+	return best, bestParams, nil
 }
 
 // findRoute matches path against the spec's path templates; the template with the most literal
 // segments wins (/workspaces/stats over /workspaces/{workspace_id}).
-func findRoute(doc *openapi3.T, method, path string) (*routers.Route, map[string]string) {
+func findRoute(doc *openapi3.T, method, path string) (*routers.Route, map[string]string, int) {
 	segs := strings.Split(strings.Trim(path, "/"), "/")
 	var best *routers.Route
 	var bestParams map[string]string
@@ -282,7 +315,7 @@ func findRoute(doc *openapi3.T, method, path string) (*routers.Route, map[string
 			bestParams = params
 		}
 	}
-	return best, bestParams
+	return best, bestParams, bestLiterals
 }
 
 func (v *Validator) requestInput(r *http.Request) (*openapi3filter.RequestValidationInput, error) {
@@ -316,6 +349,7 @@ func (v *Validator) ValidateRequest(t testing.TB, r *http.Request, body []byte) 
 		return
 	}
 	route := in.Route
+	v.count(v.requests, route)
 	if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
 		t.Errorf("openapitest: request %s %s violates %s: %v", r.Method, r.URL.Path, route.Path, err)
 	}
@@ -352,6 +386,7 @@ func (v *Validator) ValidateResponse(t testing.TB, r *http.Request, status int, 
 		t.Errorf("openapitest: response: %v", err)
 		return
 	}
+	v.count(v.responses, route)
 	key := strconv.Itoa(status)
 	if route.Operation.Responses.Value(key) == nil {
 		if route.Operation.Responses.Default() == nil {
