@@ -12,8 +12,8 @@ import (
 )
 
 func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
-		return usagef("usage: provisioner dlq list [--json] | provisioner dlq replay --id ID | --all")
+	if len(args) == 0 || (args[0] != "list" && args[0] != "replay" && args[0] != "purge") {
+		return usagef("usage: provisioner dlq list [--json] | provisioner dlq replay --id ID | --all | provisioner dlq purge [--id ID]")
 	}
 	sub, args := args[0], args[1:]
 	var cf clientFlags
@@ -22,7 +22,7 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cf.register(fs)
 	asJSON := fs.Bool("json", false, "list: one JSON object per line")
 	limit := fs.Int("limit", 0, "list: at most this many (0 = all)")
-	id := fs.Uint64("id", 0, "replay: the dead letter's id (its sequence, as list shows)")
+	id := fs.Uint64("id", 0, "replay, purge: the dead letter's id (its sequence, as list shows); purge without it removes every dead letter")
 	all := fs.Bool("all", false, "replay: every dead letter")
 	if err := cf.parse(fs, args); err != nil {
 		return err
@@ -54,6 +54,19 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if !*asJSON {
 			fmt.Fprintf(stdout, "%d dead letter(s)\n", len(entries))
 		}
+	case "purge":
+		if *id != 0 {
+			if err := dl.Delete(ctx, *id); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "purged dead letter %d\n", *id)
+			return nil
+		}
+		n, err := dl.Purge(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "purged %d dead letter(s)\n", n)
 	case "replay":
 		if *all {
 			n, err := dl.ReplayAll(ctx)

@@ -205,7 +205,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	client, err := airbyte.New(airbyte.Config{
 		BaseURL: cfg.AirbyteURL, ClientID: cfg.AirbyteClientID, ClientSecret: clientSecret,
 		OrganizationID: cfg.AirbyteOrganizationID, Timeout: cfg.AirbyteTimeout, UserAgent: opts.UserAgent,
-		MaxConns: cfg.Concurrency * 2, RateLimit: cfg.AirbyteRateLimit,
+		MaxConns: cfg.Concurrency * 2, RateLimit: cfg.AirbyteRateLimit, ConnectorToken: cfg.AirbyteConnectorToken,
 		WrapTransport: func(next http.RoundTripper) http.RoundTripper { return m.InstrumentTransport(next, airbyte.Operation) },
 		Observer:      m, Logger: logger.With("component", "airbyte"),
 	})
@@ -291,7 +291,11 @@ func startEmbedded(cfg config.Config) (*natsembed.Server, error) {
 	if err := os.MkdirAll(cfg.NATSStoreDir, 0o750); err != nil {
 		return nil, fmt.Errorf("--nats-store-dir: %w", err)
 	}
-	s, err := natsembed.Start(natsembed.Config{Host: host, Port: port, StoreDir: cfg.NATSStoreDir})
+	always, interval, err := cfg.EmbeddedSync()
+	if err != nil {
+		return nil, fmt.Errorf("--nats-sync: %w", err)
+	}
+	s, err := natsembed.Start(natsembed.Config{Host: host, Port: port, StoreDir: cfg.NATSStoreDir, SyncAlways: always, SyncInterval: interval})
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}

@@ -277,7 +277,7 @@ func startSandbox(ctx context.Context, latency time.Duration, logger *slog.Logge
 	if latency > 0 {
 		faults.Rules = map[string]sandbox.FaultRule{sandbox.OpAll: {Latency: latency}}
 	}
-	sb := sandbox.New(sandbox.Config{Faults: faults, Logger: logger.With("component", "sandbox")})
+	sb := sandbox.New(sandbox.Config{Faults: faults, StrictAuth: true, Logger: logger.With("component", "sandbox")})
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	base, done, err := sb.Serve(sctx, "127.0.0.1:0")
 	if err != nil {

@@ -25,6 +25,8 @@ type Config struct {
 	NATSURL      string
 	NATSListen   string
 	NATSStoreDir string
+	// NATSSync is the embedded server's fsync policy: "always", or an interval such as "2m".
+	NATSSync     string
 	NATSCreds    string
 	NATSUser     string
 	NATSPassword secret.Value
@@ -60,6 +62,9 @@ type Config struct {
 	AirbyteOrganizationID  string
 	AirbyteTimeout         time.Duration
 	AirbyteRateLimit       float64
+	// AirbyteConnectorToken is the bearer token of connector operations: "application" (what
+	// Airbyte's spec documents) or "scoped" (the seed docs' style).
+	AirbyteConnectorToken string
 
 	SecretsDir       string
 	SecretsEnv       bool
@@ -77,13 +82,13 @@ type Config struct {
 // Default returns the defaults.
 func Default() Config {
 	return Config{
-		NATSStoreDir: "./.provisioner/nats", NATSListen: "127.0.0.1:4222",
+		NATSStoreDir: "./.provisioner/nats", NATSListen: "127.0.0.1:4222", NATSSync: "2m",
 		SubjectPrefix:  "provisioner",
 		RequestsStream: "PROVISIONER_REQUESTS", ResultsStream: "PROVISIONER_RESULTS", DLQStream: "PROVISIONER_DLQ",
 		Consumer: "provisioner", LedgerBucket: "provisioner_ledger", StreamReplicas: 1, DuplicateWindow: 2 * time.Minute,
 		ManageStreams: true,
 		Concurrency:   16, AckWait: 30 * time.Second, MaxDeliver: 8, MaxAckPending: 1000,
-		AirbyteURL: "https://api.airbyte.ai", AirbyteTimeout: 10 * time.Second,
+		AirbyteURL: "https://api.airbyte.ai", AirbyteTimeout: 10 * time.Second, AirbyteConnectorToken: "application",
 		SecretsDir:  "./secrets",
 		Vault:       vault.VaultConfig{Mount: "secret", Auth: "token", AppRoleMount: "approle", K8sMount: "kubernetes", K8sTokenPath: "/var/run/secrets/kubernetes.io/serviceaccount/token"},
 		Lookup:      "recovery",
@@ -108,6 +113,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS server URL(s), comma-separated; empty starts an embedded server")
 	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "listen address of the embedded server (port 0 = any free port)")
 	fs.StringVar(&c.NATSStoreDir, "nats-store-dir", c.NATSStoreDir, "JetStream directory of the embedded server")
+	fs.StringVar(&c.NATSSync, "nats-sync", c.NATSSync, "how often the embedded server fsyncs JetStream: an interval (a power loss loses up to that much acknowledged work) or always (every write, slower)")
 	fs.StringVar(&c.NATSCreds, "nats-creds", c.NATSCreds, "NATS credentials file (user JWT and nkey seed)")
 	fs.StringVar(&c.NATSUser, "nats-user", c.NATSUser, "NATS user")
 	fs.Var(secretFlag{&c.NATSPassword}, "nats-password", "NATS password")
@@ -136,6 +142,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.AirbyteOrganizationID, "airbyte-organization-id", c.AirbyteOrganizationID, "Airbyte organization id (X-Organization-Id)")
 	fs.DurationVar(&c.AirbyteTimeout, "airbyte-timeout", c.AirbyteTimeout, "timeout of one Airbyte HTTP attempt")
 	fs.Float64Var(&c.AirbyteRateLimit, "airbyte-rate-limit", c.AirbyteRateLimit, "client-side Airbyte requests per second per replica (0 = no limit)")
+	fs.StringVar(&c.AirbyteConnectorToken, "airbyte-connector-token", c.AirbyteConnectorToken, "bearer token of connector operations: application (as Airbyte's spec documents) or scoped (the workspace's scoped token)")
 	fs.StringVar(&c.SecretsDir, "secrets-dir", c.SecretsDir, "directory of the file secret backend (empty = off)")
 	fs.BoolVar(&c.SecretsEnv, "secrets-env", c.SecretsEnv, "enable the env secret backend (env:NAME references)")
 	fs.StringVar(&c.SecretsEnvPrefix, "secrets-env-prefix", c.SecretsEnvPrefix, "only environment variables with this prefix may be referenced")
@@ -208,6 +215,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
 			bad("nats-listen", "%q is not host:port", c.NATSListen)
 		}
+		if _, _, err := c.EmbeddedSync(); err != nil {
+			bad("nats-sync", "%v", err)
+		}
 	}
 	if c.NATSCreds != "" && (c.NATSUser != "" || !c.NATSToken.IsZero()) {
 		bad("nats-creds", "use one of a credentials file, a user/password or a token")
@@ -263,6 +273,9 @@ func (c *Config) Validate() error {
 	if c.AirbyteRateLimit < 0 {
 		bad("airbyte-rate-limit", "must not be negative")
 	}
+	if c.AirbyteConnectorToken != "application" && c.AirbyteConnectorToken != "scoped" {
+		bad("airbyte-connector-token", "must be application or scoped, got %q", c.AirbyteConnectorToken)
+	}
 	if c.SecretPathPolicy != "" {
 		if _, err := vault.NewPolicy(c.SecretPathPolicy); err != nil {
 			bad("secret-path-policy", "%v", err)
@@ -291,6 +304,18 @@ func (c *Config) Validate() error {
 		bad("shutdown-timeout", "must be positive")
 	}
 	return errors.Join(errs...)
+}
+
+// EmbeddedSync is the embedded server's fsync policy from --nats-sync: always, or an interval.
+func (c *Config) EmbeddedSync() (always bool, interval time.Duration, err error) {
+	if c.NATSSync == "always" {
+		return true, 0, nil
+	}
+	d, err := time.ParseDuration(c.NATSSync)
+	if err != nil || d <= 0 {
+		return false, 0, fmt.Errorf("%q is neither always nor a positive duration", c.NATSSync)
+	}
+	return false, d, nil
 }
 
 // VaultStoreConfig is the secret store's configuration.

@@ -59,7 +59,7 @@ func (s *Service) credentialsSubmitted(ctx context.Context, req event.Request, d
 	id := ledger.Identity{WorkspaceName: r.WorkspaceName, ConnectorKind: r.ConnectorKind(), Name: r.ConnectorName()}
 	claim, err := s.claim(ctx, id, r.ID, d)
 	if err != nil {
-		return s.fail(req, d, event.Coded(contract.CodeInternal, true, err))
+		return s.fail(req, d, classifyNATS("ledger claim", err))
 	}
 	switch claim.Outcome {
 	case ledger.Done:
@@ -286,7 +286,7 @@ func (s *Service) lookup(ctx context.Context, r *contract.CredentialsSubmitted) 
 func sameKind(r *contract.CredentialsSubmitted, t airbyte.SummarizedSourceTemplate) bool {
 	switch {
 	case r.ConnectorType != "":
-		return t.ConnectorName == "" || strings.EqualFold(t.ConnectorName, r.ConnectorType)
+		return t.Matches(r.ConnectorType)
 	case r.DefinitionID != "":
 		return strings.EqualFold(t.ActorDefinitionID, r.DefinitionID)
 	default:
