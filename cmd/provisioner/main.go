@@ -71,6 +71,9 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		return exitOK
 	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = []string{"version"}
+	}
 	for _, c := range commands() {
 		if c.name != args[0] {
 			continue
@@ -98,7 +101,7 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nrun 'provisioner <command> -h' for a command's flags; every flag of run is also an env var PROVISIONER_<FLAG>.")
+	fmt.Fprintln(w, "\nrun 'provisioner <command> -h' for a command's flags; 'provisioner --version' prints the version.")
 }
 
 func runVersion(_ context.Context, args []string, stdout, _ io.Writer) error {

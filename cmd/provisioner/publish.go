@@ -13,17 +13,25 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/provisioner-dev/provisioner/internal/config"
 	"github.com/provisioner-dev/provisioner/internal/event"
+	"github.com/provisioner-dev/provisioner/internal/vault"
 )
+
+var publishHelp = help{
+	usage: []string{
+		"provisioner publish credentials|onboarded [flags]",
+		"provisioner publish --kind credentials|onboarded --file REQUEST.json [flags]",
+	},
+	about: "Publish a request, validated first against its schema and the workspace-name rule of --secret-path-policy.\n" +
+		"A request is at most 64 KiB. Nats-Msg-Id is the request id: a second publish within the duplicate window is dropped.",
+	env: true,
+}
 
 func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cf clientFlags
 	fs := flag.NewFlagSet("provisioner publish", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: provisioner publish credentials|onboarded [flags]   or   provisioner publish --file REQUEST.json --kind credentials|onboarded")
-		fs.PrintDefaults()
-	}
+	publishHelp.install(fs, stderr)
 	cf.register(fs)
 	file := fs.String("file", "", "read the request from this JSON file (- for stdin)")
 	kindFlag := fs.String("kind", "", "request kind with --file: credentials (credentials.submitted) or onboarded (customer.onboarded)")
@@ -37,6 +45,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	replication := fs.String("replication-config", "", "non-secret connector settings as a JSON object")
 	region := fs.String("region-id", "", "region of a new workspace (onboarded)")
 	noValidate := fs.Bool("no-validate", false, "publish even if the request breaks the schema (to test the worker's error path)")
+	policy := fs.String("secret-path-policy", "", "the worker's --secret-path-policy: workspace names are checked against its rule (default: the rule of any policy with {workspace_name}; none = no check)")
 
 	// the kind may come first: publish credentials --workspace ...
 	kind := ""
@@ -48,6 +57,10 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *kindFlag != "" {
 		kind = *kindFlag
+	}
+	checkName, err := nameRule(*policy)
+	if err != nil {
+		return err
 	}
 	var k event.Kind
 	switch kind {
@@ -103,6 +116,11 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return usagef("request is invalid: %v", err)
 		}
+		if checkName != nil {
+			if err := checkName(r.WorkspaceName()); err != nil {
+				return usagef("request is invalid: %v", err)
+			}
+		}
 		reqID = r.ID()
 	}
 
@@ -127,4 +145,24 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "published request %s to %s (stream %s, seq %d)%s\n", reqID, msg.Subject, ack.Stream, ack.Sequence, dup)
 	return nil
+}
+
+// nameRule is the worker's workspace-name rule (the function onboarding uses), or nil when the
+// policy does not put workspace names into paths. Without a policy it assumes one that does, the
+// usual case, since run requires a policy.
+func nameRule(policy string) (func(string) error, error) {
+	switch policy {
+	case "":
+	case config.NoSecretPathPolicy:
+		return nil, nil
+	default:
+		p, err := vault.NewPolicy(policy)
+		if err != nil {
+			return nil, usagef("--secret-path-policy: %v", err)
+		}
+		if !p.UsesWorkspaceName() {
+			return nil, nil
+		}
+	}
+	return vault.CheckWorkspaceName, nil
 }

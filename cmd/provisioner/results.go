@@ -11,11 +11,17 @@ import (
 	"github.com/provisioner-dev/provisioner/internal/event"
 )
 
+var resultsHelp = help{
+	usage: []string{"provisioner results [--json] [--all] [flags]"},
+	about: "Follow the results stream and print each result as it arrives (Ctrl-C stops).",
+	env:   true,
+}
+
 func runResults(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cf clientFlags
 	fs := flag.NewFlagSet("provisioner results", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cf.register(fs)
+	resultsHelp.install(fs, stderr)
+	cf.register(fs, resultsStreamFlag)
 	asJSON := fs.Bool("json", false, "print each result as one JSON line")
 	all := fs.Bool("all", false, "start from the oldest stored result instead of new ones")
 	if err := cf.parse(fs, args); err != nil {

@@ -92,7 +92,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	if cfg.MetricsAddr != "" {
 		srv = metrics.NewServer(cfg.MetricsAddr, reg, health, logger)
 		if ep.MetricsAddr, err = srv.Start(); err != nil {
-			return fmt.Errorf("metrics server: %w", err)
+			return err // says "metrics server: listen on ..." itself
 		}
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -174,11 +174,12 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	}
 	defer client.CloseIdleConnections()
 
-	var policy *vault.Policy
-	if cfg.SecretPathPolicy != "" {
-		if policy, err = vault.NewPolicy(cfg.SecretPathPolicy); err != nil {
-			return fmt.Errorf("--secret-path-policy: %w", err)
-		}
+	policy, err := cfg.PathPolicy()
+	if err != nil {
+		return fmt.Errorf("--secret-path-policy: %w", err)
+	}
+	if cfg.SecretPathPolicy == config.NoSecretPathPolicy || cfg.SecretPathPolicy == "" {
+		logger.Warn("no secret path policy: any request may use any secret reference, there is no tenant isolation; set --secret-path-policy, e.g. customers/{workspace_name}/")
 	}
 	svc, err := provision.New(client, store, led, m, provision.Config{
 		Policy: policy, Lookup: provision.LookupMode(cfg.Lookup),
@@ -239,6 +240,8 @@ func startEmbedded(cfg config.Config) (*natsembed.Server, error) {
 	}
 	if port == 0 {
 		port = -1 // natsembed: any free port
+	} else if err := probeListen(cfg.NATSListen); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.NATSStoreDir, 0o750); err != nil {
 		return nil, fmt.Errorf("--nats-store-dir: %w", err)
@@ -248,6 +251,21 @@ func startEmbedded(cfg config.Config) (*natsembed.Server, error) {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
 	return s, nil
+}
+
+// probeListen fails at once, naming the address and the reason, when the embedded server could not
+// listen on addr: nats-server itself only logs a bind error and never becomes ready. (Another process
+// may still take the port between the probe and the server's own listen; then the start-up times out.)
+func probeListen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		var opErr *net.OpError
+		if errors.As(err, &opErr) {
+			err = opErr.Err // "bind: address already in use", without repeating the address
+		}
+		return fmt.Errorf("embedded nats cannot listen on %s (--nats-listen): %w", addr, err)
+	}
+	return ln.Close()
 }
 
 // Connect opens a NATS connection that reconnects forever, reporting its state through state.

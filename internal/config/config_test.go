@@ -17,6 +17,7 @@ func valid() config.Config {
 	c := config.Default()
 	c.AirbyteClientID = "id"
 	c.AirbyteClientSecret.UnmarshalText([]byte("s3cr3t-value"))
+	c.SecretPathPolicy = "customers/{workspace_name}/"
 	return c
 }
 
@@ -44,6 +45,7 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"no backend", func(c *config.Config) { c.SecretsDir = "" }, "--secrets-dir"},
 		{"vault auth", func(c *config.Config) { c.Vault.Addr = "http://vault:8200"; c.Vault.Auth = "magic" }, "vault-auth"},
 		{"policy", func(c *config.Config) { c.SecretPathPolicy = "/abs/{workspace_name}" }, "--secret-path-policy"},
+		{"no policy", func(c *config.Config) { c.SecretPathPolicy = "" }, "--secret-path-policy (PROVISIONER_SECRET_PATH_POLICY): required"},
 		{"lookup", func(c *config.Config) { c.Lookup = "sometimes" }, "--lookup"},
 		{"log format", func(c *config.Config) { c.LogFormat = "xml" }, "--log-format"},
 		{"stream name", func(c *config.Config) { c.RequestsStream = "A.B" }, "--requests-stream"},
@@ -129,5 +131,43 @@ func TestHelmChartSetsOnlyRealSettings(t *testing.T) {
 	}
 	if seen == 0 {
 		t.Fatal("the chart sets no PROVISIONER_* variable")
+	}
+}
+
+// Tenant isolation is on unless turned off in so many words.
+func TestSecretPathPolicyIsRequired(t *testing.T) {
+	tests := []struct {
+		name          string
+		policy        string
+		wantErr       string // "" = valid
+		wantUsesNames bool
+	}{
+		{"missing", "", "or --secret-path-policy=none", false},
+		{"explicitly none", config.NoSecretPathPolicy, "", false},
+		{"per workspace", "customers/{workspace_name}/", "", true},
+		{"shared prefix", "shared/", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid()
+			c.SecretPathPolicy = tc.policy
+			err := c.Validate()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "customers/{workspace_name}/") {
+					t.Fatalf("Validate() = %v, want a message saying how to choose (containing %q)", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := c.PathPolicy()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.UsesWorkspaceName() != tc.wantUsesNames {
+				t.Fatalf("UsesWorkspaceName = %v", p.UsesWorkspaceName())
+			}
+		})
 	}
 }

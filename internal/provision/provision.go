@@ -149,6 +149,7 @@ func (a Action) String() string {
 // Outcomes, as counted by metrics.
 const (
 	OutcomeCreated        = "created"
+	OutcomeWorkspaceReady = "workspace_ready"
 	OutcomeAdopted        = "adopted"
 	OutcomeReplayed       = "replayed"
 	OutcomePermanentError = "permanent_error"
@@ -207,6 +208,12 @@ func errorMessage(err error) string {
 
 func (s *Service) customerOnboarded(ctx context.Context, req event.Request, d Delivery) Decision {
 	r := req.CustomerOnboarded
+	if s.cfg.Policy.UsesWorkspaceName() {
+		// refused here, once, rather than at every credentials request of a workspace no secret fits
+		if err := vault.CheckWorkspaceName(r.WorkspaceName); err != nil {
+			return s.fail(req, d, event.Coded(event.CodeSchemaViolation, false, err))
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Budget)
 	defer cancel()
 	ws, err := s.airbyte.EnsureWorkspace(ctx, r.WorkspaceName, r.RegionID)
@@ -222,7 +229,7 @@ func (s *Service) customerOnboarded(ctx context.Context, req event.Request, d De
 		return s.fail(req, d, event.Coded(event.CodeInternal, false, err))
 	}
 	d.Logger.Debug("workspace ready", "workspace_id", ws.ID)
-	return Decision{Action: Ack, Outcome: OutcomeCreated, Result: &event.Result{
+	return Decision{Action: Ack, Outcome: OutcomeWorkspaceReady, Result: &event.Result{
 		Type: event.ResultType, Message: event.MessageWorkspaceReady, Data: data,
 		RequestID: r.ID, WorkspaceName: r.WorkspaceName, WorkspaceID: ws.ID,
 		Attempts: max(d.Number, 1), ProducedAt: s.cfg.Now().UTC(),
