@@ -1,7 +1,7 @@
 // Command provisioner provisions Airbyte connectors for a SaaS app's customers, driven by events on
 // NATS JetStream. See README.md.
 //
-// Subcommands: run | dev | sandbox | publish | results | dlq | bench | version. main only wires.
+// Subcommands: run | dev | sandbox | publish | results | dlq | doctor | bench | version. main only wires.
 package main
 
 import (
@@ -52,6 +52,7 @@ func commands() []command {
 		{"publish", "publish a request", runPublish},
 		{"results", "follow the results stream", runResults},
 		{"dlq", "list or replay dead letters", runDLQ},
+		{"doctor", "check a configuration against NATS, the secret backends and Airbyte", runDoctor},
 		{"bench", "measure provisioning throughput and latency against the floor", runBench},
 		{"version", "print version, commit and Go version", runVersion},
 	}

@@ -240,7 +240,7 @@ func startEmbedded(cfg config.Config) (*natsembed.Server, error) {
 	}
 	if port == 0 {
 		port = -1 // natsembed: any free port
-	} else if err := probeListen(cfg.NATSListen); err != nil {
+	} else if err := ProbeListen(cfg.NATSListen); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.NATSStoreDir, 0o750); err != nil {
@@ -256,7 +256,7 @@ func startEmbedded(cfg config.Config) (*natsembed.Server, error) {
 // probeListen fails at once, naming the address and the reason, when the embedded server could not
 // listen on addr: nats-server itself only logs a bind error and never becomes ready. (Another process
 // may still take the port between the probe and the server's own listen; then the start-up times out.)
-func probeListen(addr string) error {
+func ProbeListen(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		var opErr *net.OpError
@@ -269,7 +269,8 @@ func probeListen(addr string) error {
 }
 
 // Connect opens a NATS connection that reconnects forever, reporting its state through state.
-func Connect(cfg config.Config, url, name string, logger *slog.Logger, state func(up bool, reason string)) (*nats.Conn, error) {
+// extra options come last and win (doctor collects the server's asynchronous errors with one).
+func Connect(cfg config.Config, url, name string, logger *slog.Logger, state func(up bool, reason string), extra ...nats.Option) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -314,7 +315,7 @@ func Connect(cfg config.Config, url, name string, logger *slog.Logger, state fun
 	if cfg.NATSTLSCert != "" {
 		opts = append(opts, nats.ClientCert(cfg.NATSTLSCert, cfg.NATSTLSKey))
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", redactURL(url), err)
 	}
