@@ -595,4 +595,3 @@ func coversSubject(subjects []string, want string) bool {
 	}
 	return false
 }
-
