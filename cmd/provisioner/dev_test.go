@@ -110,9 +110,9 @@ func TestDev(t *testing.T) {
 		{"secrets directory missing", []string{"--secrets-dir", filepath.Join(t.TempDir(), "missing")},
 			[]string{"FAIL  secrets file: ", "— check --secrets-dir"}},
 		{"ack wait unlike the consumer's", []string{"--ack-wait", "45s"},
-			[]string{"FAIL  consumer provisioner: ack wait 30s, --ack-wait is 45s"}},
+			[]string{"FAIL  consumer provisioner: ack_wait is 30s, this replica's settings want 45s — ", "--reconcile-streams"}},
 		{"another subject prefix", []string{"--subject-prefix", "elsewhere"},
-			[]string{`FAIL  stream PROVISIONER_REQUESTS: subjects ["provisioner.requests.>"] do not include elsewhere.requests.>`}},
+			[]string{`FAIL  stream PROVISIONER_REQUESTS: subjects is [provisioner.requests.>], this replica's settings want [elsewhere.requests.>] — `}},
 		{"NATS not there", []string{"--nats-url", "nats://127.0.0.1:1"},
 			[]string{"FAIL  nats: cannot connect to nats://127.0.0.1:1", "— check --nats-url"}},
 	}

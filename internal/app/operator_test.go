@@ -8,9 +8,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
 	"github.com/provisioner-dev/provisioner/internal/config"
-	"github.com/provisioner-dev/provisioner/internal/event"
 )
 
 // What an operator and an app developer see: the warning when isolation is off, the request id of
@@ -44,13 +44,13 @@ func TestOperatorFacingBehaviour(t *testing.T) {
 
 	t.Run("undecodable input keeps its Nats-Msg-Id as request id", func(t *testing.T) {
 		got, ok := byID["req-62"]
-		if !ok || got.Error == nil || got.Error.Code != event.CodeInvalidJSON {
+		if !ok || got.Error == nil || got.Error.Code != contract.CodeInvalidJSON {
 			t.Fatalf("results %+v", byID)
 		}
 	})
 	t.Run("onboarding refuses a name the policy cannot use", func(t *testing.T) {
 		got := byID["onb-bad-name"]
-		if got.Message != event.MessageWorkspaceError || got.Error == nil || got.Error.Retryable ||
+		if got.Message != contract.MessageWorkspaceError || got.Error == nil || got.Error.Retryable ||
 			!strings.Contains(got.Error.Message, `contains a space at position 5`) || !strings.Contains(got.Error.Message, "e.g. acme or acme-corp") {
 			t.Fatalf("got %+v", got)
 		}

@@ -183,102 +183,79 @@ func (d *doctor) checkEmbedded() {
 	d.ok(name, "--nats-url is empty: run starts an embedded server on %s with its store in %s (both usable)", d.cfg.NATSListen, d.cfg.NATSStoreDir)
 }
 
-// checkStreams checks that the streams, the consumer and the bucket exist with settings run accepts.
+// checkStreams compares the streams, the consumer and the bucket with what this configuration would
+// make them (consumer.Verify, the comparison run starts with) and fails on what run would refuse.
 func (d *doctor) checkStreams(ctx context.Context, js jetstream.JetStream) {
-	type want struct {
-		name, subjects string
-		retention      jetstream.RetentionPolicy
+	policy := consumer.ConsumerPolicy{AckWait: d.cfg.AckWait, MaxDeliver: d.cfg.MaxDeliver, MaxAckPending: d.cfg.MaxAckPending}
+	var drifts []consumer.Drift
+	err := d.call(ctx, func(ctx context.Context) (err error) {
+		drifts, err = consumer.Verify(ctx, js, d.topo, policy)
+		return err
+	}, "$JS.API.STREAM.INFO.", "$JS.API.CONSUMER.INFO.")
+	if err != nil {
+		d.fail("streams", err.Error(), "allow the worker's user to publish to $JS.API.STREAM.INFO.* and $JS.API.CONSUMER.INFO.* of its streams (deploy/nats)")
+		return
 	}
-	for _, w := range []want{
-		{d.topo.RequestsStream, d.topo.SubjectPrefix + ".requests.>", jetstream.WorkQueuePolicy},
-		{d.topo.ResultsStream, d.topo.SubjectPrefix + ".results.>", jetstream.LimitsPolicy},
-		{d.topo.DLQStream, d.topo.SubjectPrefix + ".dlq.>", jetstream.LimitsPolicy},
-	} {
-		name := "stream " + w.name
-		var info *jetstream.StreamInfo
-		err := d.call(ctx, func(ctx context.Context) error {
-			s, err := js.Stream(ctx, w.name)
-			if err == nil {
-				info, err = s.Info(ctx)
+	mode := consumer.Manage
+	switch {
+	case !d.cfg.ManageStreams:
+		mode = consumer.VerifyOnly
+	case d.cfg.ReconcileStreams:
+		mode = consumer.Reconcile
+	}
+	objects := []string{"stream " + d.topo.RequestsStream, "stream " + d.topo.ResultsStream, "stream " + d.topo.DLQStream, "consumer " + d.topo.Consumer}
+	if d.topo.LedgerBucket != "" {
+		objects = append(objects, "bucket "+d.topo.LedgerBucket)
+	}
+	for _, obj := range objects {
+		var refused, applied, tolerated []string
+		reconcilable := mode != consumer.VerifyOnly
+		for _, dr := range drifts {
+			if dr.Object != obj {
+				continue
 			}
-			return err
-		}, "$JS.API.STREAM.INFO."+w.name)
+			// the same decision as consumer.SetupWith makes at start-up
+			switch {
+			case dr.Kind == consumer.DriftIncompatible:
+				refused, reconcilable = append(refused, dr.Error()), false
+			case mode == consumer.VerifyOnly && (dr.Kind == consumer.DriftMissing || strings.HasPrefix(obj, "consumer ")):
+				refused, reconcilable = append(refused, dr.Error()), false
+			case mode == consumer.VerifyOnly:
+				tolerated = append(tolerated, dr.Error())
+			case dr.Kind == consumer.DriftShared && mode != consumer.Reconcile:
+				refused = append(refused, dr.Error())
+			case dr.Kind == consumer.DriftMissing:
+				applied = append(applied, "missing; run creates it at start")
+			default:
+				applied = append(applied, dr.Error())
+			}
+		}
 		switch {
-		case errors.Is(err, jetstream.ErrStreamNotFound):
-			d.fail(name, "does not exist", "start `provisioner run` once (it creates it), or create it with subjects "+w.subjects)
-			continue
-		case err != nil:
-			d.fail(name, err.Error(), "allow the worker's user to publish to $JS.API.STREAM.INFO."+w.name)
-			continue
+		case len(refused) > 0:
+			fix := "make the object and the worker's settings agree: run refuses this drift (and changes none of it)"
+			if reconcilable {
+				fix = "give this replica the settings the others share, or start it once with --reconcile-streams to apply its own"
+			} else if mode == consumer.VerifyOnly {
+				fix = "create or fix it as run needs it (--manage-streams=false: the platform team's streams), or let run manage it"
+			}
+			d.fail(obj, strings.Join(trimObject(obj, refused), "; "), fix)
+		case len(applied) > 0:
+			d.ok(obj, "run will change it: %s", strings.Join(trimObject(obj, applied), "; "))
+		case len(tolerated) > 0:
+			d.ok(obj, "differs, left as the platform made it: %s", strings.Join(trimObject(obj, tolerated), "; "))
+		default:
+			d.ok(obj, "as run would make it")
 		}
-		var problems []string
-		if !coversSubject(info.Config.Subjects, w.subjects) {
-			problems = append(problems, fmt.Sprintf("subjects %q do not include %s", info.Config.Subjects, w.subjects))
-		}
-		if info.Config.Retention != w.retention {
-			problems = append(problems, fmt.Sprintf("retention is %s, run needs %s", info.Config.Retention, w.retention))
-		}
-		if info.Config.Replicas < d.topo.Replicas {
-			problems = append(problems, fmt.Sprintf("%d replicas, --stream-replicas asks for %d (run never lowers them, and raises them only when told to reconcile)", info.Config.Replicas, d.topo.Replicas))
-		}
-		if len(problems) > 0 {
-			d.fail(name, strings.Join(problems, "; "), "change the stream or the worker's settings so that they agree")
-			continue
-		}
-		d.ok(name, "%s, %d replica(s), %d message(s)", strings.Join(info.Config.Subjects, " "), info.Config.Replicas, info.State.Msgs)
 	}
+}
 
-	name := "consumer " + d.topo.Consumer
-	consumerAPI := "$JS.API.CONSUMER.INFO." + d.topo.RequestsStream + "." + d.topo.Consumer
-	var ci *jetstream.ConsumerInfo
-	err := d.call(ctx, func(ctx context.Context) error {
-		c, err := js.Consumer(ctx, d.topo.RequestsStream, d.topo.Consumer)
-		if err == nil {
-			ci, err = c.Info(ctx)
-		}
-		return err
-	}, consumerAPI)
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
-		d.fail(name, "does not exist on stream "+d.topo.RequestsStream, "start `provisioner run` once (it creates it)")
-	case err != nil:
-		d.fail(name, err.Error(), "allow the worker's user to publish to "+consumerAPI)
-	default:
-		var problems []string
-		if ci.Config.AckPolicy != jetstream.AckExplicitPolicy {
-			problems = append(problems, "ack policy is "+ci.Config.AckPolicy.String()+", run needs explicit")
-		}
-		if f := ci.Config.FilterSubject; f != "" && f != d.topo.SubjectPrefix+".requests.>" {
-			problems = append(problems, fmt.Sprintf("filter subject %q is not %s.requests.>", f, d.topo.SubjectPrefix))
-		}
-		if ci.Config.AckWait != d.cfg.AckWait {
-			problems = append(problems, fmt.Sprintf("ack wait %s, --ack-wait is %s", ci.Config.AckWait, d.cfg.AckWait))
-		}
-		if len(problems) > 0 {
-			d.fail(name, strings.Join(problems, "; "), "give the worker the settings the consumer has, or reconcile the consumer")
-		} else {
-			d.ok(name, "durable pull consumer, %d pending, %d in flight", ci.NumPending, ci.NumAckPending)
-		}
+// trimObject drops the object's name from the front of drift messages printed on its own line.
+func trimObject(obj string, msgs []string) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = strings.TrimPrefix(strings.TrimPrefix(m, obj+": "), obj+" ")
 	}
-
-	name = "bucket " + d.cfg.LedgerBucket
-	bucketAPI := "$JS.API.STREAM.INFO.KV_" + d.cfg.LedgerBucket
-	var st jetstream.KeyValueStatus
-	err = d.call(ctx, func(ctx context.Context) error {
-		kv, err := js.KeyValue(ctx, d.cfg.LedgerBucket)
-		if err == nil {
-			st, err = kv.Status(ctx)
-		}
-		return err
-	}, bucketAPI)
-	switch {
-	case errors.Is(err, jetstream.ErrBucketNotFound):
-		d.fail(name, "does not exist", "start `provisioner run` once (it creates it), or create the KV bucket "+d.cfg.LedgerBucket)
-	case err != nil:
-		d.fail(name, err.Error(), "allow the worker's user to publish to "+bucketAPI)
-	default:
-		d.ok(name, "%d identities, history %d", st.Values(), st.History())
-	}
+	return out
 }
 
 // checkPermissions tries the subjects the worker publishes to and the APIs it calls, each in a way
@@ -581,17 +558,4 @@ func redact(u string) string {
 		}
 	}
 	return u
-}
-
-// coversSubject reports whether one of subjects is want or a wildcard covering it.
-func coversSubject(subjects []string, want string) bool {
-	for _, s := range subjects {
-		if s == want || s == ">" {
-			return true
-		}
-		if strings.HasSuffix(s, ".>") && strings.HasPrefix(want, strings.TrimSuffix(s, ">")) {
-			return true
-		}
-	}
-	return false
 }
