@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/provisioner-dev/provisioner/internal/config"
 	"github.com/provisioner-dev/provisioner/contract"
+	"github.com/provisioner-dev/provisioner/internal/config"
 	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/vault"
 )
