@@ -2,6 +2,9 @@ package app_test
 
 import (
 	"context"
+	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +43,9 @@ func TestOperatorFacingBehaviour(t *testing.T) {
 	}
 	e.publish("customer.onboarded", map[string]any{"id": "onb-bad-name", "workspace_name": "Acme Corp"})
 	e.publish("customer.onboarded", map[string]any{"id": "onb-ok", "workspace_name": "acme-corp"})
-	byID := e.byRequest(e.results(3, 30*time.Second))
+	e.writeSecret("customers/acme-corp/x.json", map[string]string{"token": "tok-operator-test"})
+	e.publish("credentials.submitted", credentialsRequest("req-unknown-kind", "acme-corp", "no-such-connector", "file:customers/acme-corp/x.json"))
+	byID := e.byRequest(e.results(4, 30*time.Second))
 
 	t.Run("undecodable input keeps its Nats-Msg-Id as request id", func(t *testing.T) {
 		got, ok := byID["req-62"]
@@ -55,16 +60,31 @@ func TestOperatorFacingBehaviour(t *testing.T) {
 			t.Fatalf("got %+v", got)
 		}
 	})
+	t.Run("an Airbyte error carries each prefix once", func(t *testing.T) {
+		got := byID["req-unknown-kind"]
+		if got.Error == nil || got.Error.Code != contract.CodeAirbyteBadRequest {
+			t.Fatalf("got %+v", got)
+		}
+		golden(t, "messages/airbyte-bad-request.txt", got.Error.Message+"\n")
+		parts := strings.Split(got.Error.Message, ": ")
+		for i := 1; i < len(parts); i++ {
+			if parts[i] == parts[i-1] || strings.Contains(parts[i-1], "create") && strings.Contains(parts[i], "create") {
+				t.Errorf("message repeats a prefix: %q", got.Error.Message)
+			}
+		}
+	})
 	t.Run("metric outcomes", func(t *testing.T) {
 		waitFor(t, 10*time.Second, "outcomes counted", func() bool {
 			return outcomeCount(t, r, "customer_onboarded", "workspace_ready") == 1 &&
+				outcomeCount(t, r, "credentials_submitted", "permanent_error") == 1 &&
 				outcomeCount(t, r, "credentials_submitted", "dead_letter") == 1
 		})
 		if n := outcomeCount(t, r, "customer_onboarded", "created"); n != 0 {
 			t.Fatalf("onboarding counted as created %v times", n)
 		}
-		if n := outcomeCount(t, r, "credentials_submitted", "permanent_error"); n != 0 {
-			t.Fatalf("bad input counted as permanent_error %v times", n)
+		// the one permanent_error is Airbyte refusing the unknown connector; bad input is dead_letter
+		if n := outcomeCount(t, r, "credentials_submitted", "permanent_error"); n != 1 {
+			t.Fatalf("permanent_error counted %v times, want 1 (bad input is dead_letter)", n)
 		}
 	})
 }
@@ -91,4 +111,27 @@ func outcomeCount(t *testing.T, r *replica, kind, outcome string) float64 {
 		}
 	}
 	return 0
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// golden compares got with testdata/<name>, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", filepath.FromSlash(name))
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test -update writes it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (go test -update rewrites it)\ngot:  %q\nwant: %q", path, got, want)
+	}
 }
