@@ -484,7 +484,7 @@ func secretFix(name string, err error) string {
 	case errors.As(err, &pd):
 		return "grant the worker read access to the secret paths (deploy/vault/provisioner.hcl is the policy it needs)"
 	case errors.As(err, &un):
-		return "check that the backend is reachable from here (address, TLS, network policy)"
+		return "check that the backend is reachable from here and ready (Vault unsealed; address, TLS, network policy)"
 	case strings.Contains(name, "file"):
 		return "check --secrets-dir: it must be a directory the worker may read"
 	case strings.Contains(name, "vault"):
