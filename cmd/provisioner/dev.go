@@ -74,7 +74,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 
-	sb := sandbox.New(sandbox.Config{Logger: logger.With("component", "sandbox")})
+	sb := sandbox.New(sandbox.Config{StrictAuth: true, Logger: logger.With("component", "sandbox")})
 	sbCtx, stopSandbox := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSandbox()
 	sandboxURL, sandboxDone, err := sb.Serve(sbCtx, *sandboxListen)

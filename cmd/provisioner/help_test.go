@@ -43,8 +43,8 @@ func TestHelp(t *testing.T) {
 	}{
 		{[]string{"run", "-h"}, "help/run.txt", nil},
 		{[]string{"dev", "-h"}, "help/dev.txt", []string{"--nats-url", "--secret-path-policy"}},
-		{[]string{"publish", "-h"}, "help/publish.txt", []string{"--results-stream", "--dlq-stream", "--requests-stream"}},
-		{[]string{"results", "-h"}, "help/results.txt", []string{"--dlq-stream", "--requests-stream", "--id"}},
+		{[]string{"publish", "-h"}, "help/publish.txt", []string{"--dlq-stream", "--all", "--limit"}},
+		{[]string{"results", "-h"}, "help/results.txt", []string{"--dlq-stream", "--requests-stream", "--workspace"}},
 		{[]string{"dlq", "-h"}, "help/dlq.txt", []string{"--results-stream", "--requests-stream"}},
 		{[]string{"dlq", "list", "-h"}, "help/dlq-list.txt", []string{"--id", "--all", "--results-stream"}},
 		{[]string{"dlq", "replay", "-h"}, "help/dlq-replay.txt", []string{"--json", "--limit", "--results-stream"}},

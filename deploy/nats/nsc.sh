@@ -34,7 +34,8 @@ nsc add user --account "$ACCOUNT" --name app \
   --allow-pub '$JS.API.DIRECT.GET.PROVISIONER_RESULTS.>,$JS.API.DIRECT.GET.PROVISIONER_RESULTS' \
   --allow-pub '$JS.API.CONSUMER.CREATE.PROVISIONER_RESULTS.>,$JS.API.CONSUMER.DELETE.PROVISIONER_RESULTS.>,$JS.API.CONSUMER.INFO.PROVISIONER_RESULTS.>' \
   --allow-pub '$JS.API.CONSUMER.MSG.NEXT.PROVISIONER_RESULTS.>,$JS.FC.PROVISIONER_RESULTS.>' \
-  --allow-sub '_INBOX.>'
+  --allow-sub '_INBOX.>' \
+  --allow-sub 'provisioner.results.>'
 
 nsc generate creds --account "$ACCOUNT" --name provisioner > provisioner.creds
 nsc generate creds --account "$ACCOUNT" --name app > app.creds

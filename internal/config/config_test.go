@@ -3,6 +3,7 @@ package config_test
 import (
 	"errors"
 	"flag"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -47,6 +48,7 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"policy", func(c *config.Config) { c.SecretPathPolicy = "/abs/{workspace_name}" }, "--secret-path-policy"},
 		{"no policy", func(c *config.Config) { c.SecretPathPolicy = "" }, "--secret-path-policy (PROVISIONER_SECRET_PATH_POLICY): required"},
 		{"lookup", func(c *config.Config) { c.Lookup = "sometimes" }, "--lookup"},
+		{"connector token", func(c *config.Config) { c.AirbyteConnectorToken = "widget" }, "--airbyte-connector-token"},
 		{"log format", func(c *config.Config) { c.LogFormat = "xml" }, "--log-format"},
 		{"stream name", func(c *config.Config) { c.RequestsStream = "A.B" }, "--requests-stream"},
 		{"max ack pending", func(c *config.Config) { c.MaxAckPending = 1 }, "--max-ack-pending"},
@@ -112,7 +114,13 @@ func TestHelmChartSetsOnlyRealSettings(t *testing.T) {
 	known := map[string]bool{}
 	c := config.Default()
 	c.FlagSet("run").VisitAll(func(f *flag.Flag) { known[config.EnvName(f.Name)] = true })
-	files, err := filepath.Glob(filepath.Join("..", "..", "deploy", "helm", "provisioner", "templates", "*"))
+	var files []string // every template, tests/ included
+	err := filepath.WalkDir(filepath.Join("..", "..", "deploy", "helm", "provisioner", "templates"), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, path)
+		}
+		return err
+	})
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no chart templates: %v", err)
 	}

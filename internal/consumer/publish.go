@@ -53,7 +53,7 @@ func (p *Publisher) PublishResult(ctx context.Context, res *contract.Result, tra
 	if err != nil {
 		return fmt.Errorf("encode result: %w", err)
 	}
-	msg := &nats.Msg{Subject: p.topo.ResultSubject(res.Message), Data: body, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: p.topo.ResultSubject(res.Message, res.RequestID), Data: body, Header: nats.Header{}}
 	id := res.MsgID()
 	msg.Header.Set(jetstream.MsgIDHeader, id)
 	msg.Header.Set("ce-specversion", "1.0")

@@ -263,7 +263,7 @@ func trimObject(obj string, msgs []string) []string {
 // that asks for at most one byte (so no request is delivered), a read of a key nobody writes.
 func (d *doctor) checkPermissions(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) {
 	for _, p := range []struct{ what, subject string }{
-		{"publish results", d.topo.ResultSubject("source_created")},
+		{"publish results", d.topo.ResultSubject("source_created", "doctor-probe")},
 		{"publish dead letters", d.topo.DLQSubject("credentials.submitted")},
 		{"write the ledger", "$KV." + d.cfg.LedgerBucket + ".doctor"},
 	} {

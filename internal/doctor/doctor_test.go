@@ -3,7 +3,6 @@ package doctor_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,8 +12,9 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/provisioner-dev/provisioner/client"
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox/sandboxtest"
 	"github.com/provisioner-dev/provisioner/internal/app"
@@ -119,37 +119,21 @@ func TestShippedNATSPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	app, err := client.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := `{"id":"perm-1","workspace_name":"acme","connector_type":"github","credentials_ref":"file:customers/acme/github.json"}`
-	if _, err := js.Publish(ctx, "provisioner.requests.credentials.submitted", []byte(body)); err != nil {
-		t.Fatalf("the app may not publish a request: %v", err)
-	}
-	stream, err := js.Stream(ctx, "PROVISIONER_RESULTS")
+	sub, err := app.SubmitJSON(ctx, contract.KindCredentialsSubmitted, []byte(`{"id":"perm-1","workspace_name":"acme","connector_type":"github","credentials_ref":"file:customers/acme/github.json"}`))
 	if err != nil {
-		t.Fatalf("the app may not read results: %v", err)
+		t.Fatalf("the app may not submit a request: %v", err)
 	}
-	var result struct {
-		Message   string `json:"message"`
-		RequestID string `json:"request_id"`
+	awaitCtx, stopAwait := context.WithTimeout(ctx, 30*time.Second)
+	result, err := app.Await(awaitCtx, sub.RequestID)
+	stopAwait()
+	if err != nil {
+		t.Fatalf("the app may not await its verdict: %v", err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		m, err := stream.GetMsg(ctx, 1)
-		if err == nil {
-			if err := json.Unmarshal(m.Data, &result); err != nil {
-				t.Fatal(err)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no result: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if result.Message != "source_created" || result.RequestID != "perm-1" {
+	if result.Message != contract.MessageSourceCreated || result.RequestID != "perm-1" {
 		t.Fatalf("result %+v", result)
 	}
 
@@ -179,7 +163,7 @@ func TestShippedNATSPermissions(t *testing.T) {
 			`FAIL  permission to publish dead letters: permission denied for publish to "provisioner.dlq.credentials.submitted" — allow the worker's user to publish to provisioner.dlq.credentials.submitted`,
 			`FAIL  permission to write the ledger: permission denied for publish to "$KV.provisioner_ledger.doctor"`,
 			`FAIL  permission to pull requests: permission denied for publish to "$JS.API.CONSUMER.MSG.NEXT.PROVISIONER_REQUESTS.provisioner"`,
-			"allow the worker's user to publish to provisioner.results.source_created",
+			"allow the worker's user to publish to provisioner.results.source_created.doctor-probe",
 		} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("doctor output lacks %q:\n%s", want, out.String())

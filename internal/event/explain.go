@@ -18,8 +18,8 @@ type explainedError struct {
 func (e *explainedError) Error() string { return strings.Join(e.said, "; ") }
 func (e *explainedError) Unwrap() error { return e.err }
 
-// connectorKinds are the fields that say which connector a credentials request is for; exactly one
-// must be given.
+// connectorKinds are the fields that say which connector a credentials request is for: at least
+// one, and not connector_type together with definition_id.
 var connectorKinds = []string{"connector_type", "definition_id", "source_template_id"}
 
 // explainSchema rewrites the schema's violations that have a plain answer. The schema's own words
@@ -48,15 +48,16 @@ func explainSchema(kind contract.Kind, doc any, err error) error {
 			given = append(given, k)
 		}
 	}
-	if len(given) != 1 {
-		if len(given) == 0 {
-			said = append(said, "give one of connector_type, definition_id or source_template_id")
-		} else {
-			said = append(said, "give only one of connector_type, definition_id or source_template_id, not "+strings.Join(given, " and "))
-		}
+	_, hasType := obj["connector_type"]
+	_, hasDefinition := obj["definition_id"]
+	switch {
+	case len(given) == 0:
+		said = append(said, "give one of connector_type, definition_id or source_template_id")
 		for _, k := range connectorKinds {
 			explained["at /: missing property '"+k+"'"] = true
 		}
+	case hasType && hasDefinition:
+		said = append(said, "give connector_type or definition_id, not both (source_template_id may come with either)")
 		explained["at /: 'not' failed"] = true
 	}
 	if len(said) == 0 {

@@ -27,7 +27,7 @@ func TestDecodeMessagesSayWhatToFix(t *testing.T) {
 		{"no connector kind", `{"id":"r1","workspace_name":"acme","credentials_ref":"file:customers/acme/github.json"}`,
 			"give one of connector_type, definition_id or source_template_id"},
 		{"two connector kinds", `{"id":"r1","workspace_name":"acme","connector_type":"github","definition_id":"1b6d5a2e-7a47-4f3c-9a8e-2f7f1c3a9b10","credentials_ref":"file:customers/acme/github.json"}`,
-			"give only one of connector_type, definition_id or source_template_id, not connector_type and definition_id"},
+			"give connector_type or definition_id, not both (source_template_id may come with either)"},
 		{"inline credentials", `{"id":"r1","workspace_name":"acme","connector_type":"github","credentials_ref":"file:x","credentials":{"token":"t"}}`,
 			"credentials are never sent in a request, store them and send a reference (credentials_ref, e.g. vault:customers/acme/github)"},
 		{"credentials inside replication_config", `{"id":"r1","workspace_name":"acme","connector_type":"github","credentials_ref":"file:x","replication_config":{"credentials":{"token":"t"}}}`,
