@@ -79,7 +79,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer stopSandbox()
 	sandboxURL, sandboxDone, err := sb.Serve(sbCtx, *sandboxListen)
 	if err != nil {
-		return fmt.Errorf("sandbox: %w", err)
+		return err // "sandbox listen: ..." names itself
 	}
 
 	cfg := config.Default()

@@ -159,9 +159,9 @@ func TestDevWithATakenPort(t *testing.T) {
 		flag string
 		want string
 	}{
-		{"--nats-listen", "embedded nats cannot listen on " + addr + " (--nats-listen): bind: address already in use"},
-		{"--sandbox-listen", addr},
-		{"--metrics-addr", addr},
+		{"--nats-listen", "provisioner dev: embedded nats cannot listen on " + addr + " (--nats-listen): bind: address already in use"},
+		{"--sandbox-listen", "provisioner dev: sandbox listen: listen tcp " + addr + ": bind: address already in use"},
+		{"--metrics-addr", "provisioner dev: metrics server: cannot listen on " + addr + " (--metrics-addr): bind: address already in use"},
 	} {
 		t.Run(tc.flag, func(t *testing.T) {
 			args := map[string]string{"--nats-listen": "127.0.0.1:0", "--sandbox-listen": "127.0.0.1:0", "--metrics-addr": "127.0.0.1:0"}
@@ -181,8 +181,17 @@ func TestDevWithATakenPort(t *testing.T) {
 			case <-time.After(10 * time.Second): // the old behaviour waited 30s for a server that never came
 				t.Fatalf("dev did not fail on a taken port\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 			}
-			if !strings.Contains(stderr.String(), tc.want) || !strings.Contains(stderr.String(), "address already in use") {
-				t.Fatalf("stderr does not name the address and the error:\n%s", stderr.String())
+			var last string
+			for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+				if strings.HasPrefix(line, "provisioner dev: ") {
+					last = line
+				}
+			}
+			if !strings.Contains(last, tc.want) {
+				t.Fatalf("the error %q does not say %q\nstderr:\n%s", last, tc.want, stderr.String())
+			}
+			if n := strings.Count(last, addr); n != 1 {
+				t.Errorf("the error names the address %d times: %q", n, last)
 			}
 		})
 	}
