@@ -49,6 +49,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"dlq", "list", "-h"}, "help/dlq-list.txt", []string{"--id", "--all", "--results-stream"}},
 		{[]string{"dlq", "replay", "-h"}, "help/dlq-replay.txt", []string{"--json", "--limit", "--results-stream"}},
 		{[]string{"bench", "-h"}, "help/bench.txt", []string{"--nats-url"}},
+		{[]string{"sandbox", "-h"}, "help/sandbox.txt", []string{"--nats-url"}},
 		{[]string{"doctor", "-h"}, "help/doctor.txt", nil},
 	}
 	format := regexp.MustCompile(`(?s)^usage: provisioner \S+.*\n\n\S.*\n\nflags:\n(  --\S.*\n)+`)
