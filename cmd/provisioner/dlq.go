@@ -14,6 +14,9 @@ import (
 	"github.com/provisioner-dev/provisioner/internal/consumer"
 )
 
+// dlqSubcommands are the dlq subcommands, in help order.
+var dlqSubcommands = []string{"list", "replay", "purge"}
+
 var dlqHelp = map[string]help{
 	"list": {
 		usage: []string{"provisioner dlq list [--json] [--limit N] [flags]"},
@@ -25,20 +28,23 @@ var dlqHelp = map[string]help{
 		about: "Re-submit dead letters to their original subject with their original headers, then remove them from the DLQ.",
 		env:   true,
 	},
+	"purge": {
+		usage: []string{"provisioner dlq purge [--id ID] [flags]"},
+		about: "Remove one dead letter, or every dead letter.",
+		env:   true,
+	},
 }
 
 func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-		for _, sub := range []string{"list", "replay"} {
-			h := dlqHelp[sub]
-			fs := dlqFlags(sub, new(dlqOptions))
-			h.write(stderr, fs)
+		for _, sub := range dlqSubcommands {
+			dlqHelp[sub].write(stderr, dlqFlags(sub, new(dlqOptions)))
 			fmt.Fprintln(stderr)
 		}
 		return flag.ErrHelp
 	}
-	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
-		return usagef("usage: provisioner dlq list [--json] | provisioner dlq replay --id ID | --all (provisioner dlq -h for the flags)")
+	if len(args) == 0 || dlqHelp[args[0]].usage == nil {
+		return usagef("usage: provisioner dlq list [--json] | provisioner dlq replay --id ID | --all | provisioner dlq purge [--id ID] (provisioner dlq -h for the flags)")
 	}
 	sub, args := args[0], args[1:]
 	var opts dlqOptions
@@ -74,6 +80,26 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if !opts.asJSON {
 			fmt.Fprintf(stdout, "%d dead letter(s)\n", len(entries))
 		}
+	case "purge":
+		if opts.id != 0 {
+			if err := dl.Delete(ctx, opts.id); err != nil {
+				// JetStream's answer to deleting a missing message is a generic "delete failed":
+				// ask whether the dead letter is there before saying anything
+				if s, serr := js.Stream(ctx, opts.client.cfg.DLQStream); serr == nil {
+					if _, gerr := s.GetMsg(ctx, opts.id); gerr != nil {
+						return goneOr(gerr, opts.id)
+					}
+				}
+				return err
+			}
+			fmt.Fprintf(stdout, "purged dead letter %d\n", opts.id)
+			return nil
+		}
+		n, err := dl.Purge(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "purged %d dead letter(s)\n", n)
 	case "replay":
 		if opts.all {
 			n, err := dl.ReplayAll(ctx)
@@ -81,14 +107,20 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 		if err := dl.Replay(ctx, opts.id); err != nil {
-			if errors.Is(err, jetstream.ErrMsgNotFound) {
-				return fmt.Errorf("there is no dead letter %d: it was replayed or removed already, or never existed ('provisioner dlq list' shows the ones there are)", opts.id)
-			}
-			return err
+			return goneOr(err, opts.id)
 		}
 		fmt.Fprintf(stdout, "replayed dead letter %d\n", opts.id)
 	}
 	return nil
+}
+
+// goneOr says plainly that dead letter id is not there, or returns err.
+func goneOr(err error, id uint64) error {
+	var apiErr *jetstream.APIError
+	if errors.Is(err, jetstream.ErrMsgNotFound) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeMessageNotFound) {
+		return fmt.Errorf("there is no dead letter %d: it was replayed or removed already, or never existed ('provisioner dlq list' shows the ones there are)", id)
+	}
+	return err
 }
 
 // dlqOptions are the settings of a dlq subcommand.
@@ -111,6 +143,8 @@ func dlqFlags(sub string, o *dlqOptions) *flag.FlagSet {
 	case "replay":
 		fs.Uint64Var(&o.id, "id", 0, "the dead letter's id (its sequence, as list shows)")
 		fs.BoolVar(&o.all, "all", false, "every dead letter")
+	case "purge":
+		fs.Uint64Var(&o.id, "id", 0, "the dead letter's id (its sequence, as list shows); without it every dead letter is removed")
 	}
 	return fs
 }

@@ -43,6 +43,7 @@ func TestMessagesGolden(t *testing.T) {
 		{"publish without a connector kind", []string{"publish", "credentials", "--nats-url", srv.URL, "--id", "r1", "--workspace", "acme", "--credentials-ref", "file:customers/acme/x.json"}, exitUsage, "messages/publish-no-kind.txt"},
 		{"dlq replay", []string{"dlq", "replay", "--nats-url", srv.URL, "--id", string(id)}, exitOK, ""},
 		{"dlq replay of an id that is gone", []string{"dlq", "replay", "--nats-url", srv.URL, "--id", string(id)}, exitFailed, "messages/dlq-replay-gone.txt"},
+		{"dlq purge of an id that is gone", []string{"dlq", "purge", "--nats-url", srv.URL, "--id", string(id)}, exitFailed, "messages/dlq-purge-gone.txt"},
 		{"dlq without a subcommand", []string{"dlq"}, exitUsage, "messages/dlq-no-subcommand.txt"},
 	}
 	for _, tc := range tests {
@@ -55,7 +56,7 @@ func TestMessagesGolden(t *testing.T) {
 			if tc.golden != "" {
 				golden(t, tc.golden, stderr.String())
 			}
-			if strings.Contains(stderr.String(), "nats: message not found") || strings.Contains(stderr.String(), "10037") {
+			if strings.Contains(stderr.String(), "nats: message not found") || strings.Contains(stderr.String(), "err_code=") {
 				t.Errorf("a raw JetStream error reached the person: %s", stderr.String())
 			}
 		})

@@ -15,10 +15,11 @@ import (
 	"github.com/provisioner-dev/provisioner/internal/metrics"
 )
 
-// The metric outcomes the code can emit (every Outcome* constant of internal/provision, the only
-// values the worker passes to the metric) are exactly the README's list and the metric's label list.
+// The metric outcomes the code can emit (every Outcome* constant of internal/provision and
+// internal/consumer: the worker passes only those to the metric) are exactly the README's list and
+// the metric's label list.
 func TestMetricOutcomesMatchTheReadme(t *testing.T) {
-	code := provisionOutcomes(t)
+	code := outcomeConstants(t, "../../internal/provision", "../../internal/consumer")
 	readme := readmeOutcomes(t)
 	label := slices.Clone(metrics.DefaultOptions().Outcomes)
 	for _, list := range [][]string{code, readme, label} {
@@ -48,12 +49,16 @@ func TestMetricOutcomesMatchTheReadme(t *testing.T) {
 	}
 }
 
-// provisionOutcomes reads the values of the Outcome* constants of internal/provision.
-func provisionOutcomes(t *testing.T) []string {
+// outcomeConstants reads the values of the Outcome* string constants of the packages in dirs.
+func outcomeConstants(t *testing.T, dirs ...string) []string {
 	t.Helper()
-	files, err := filepath.Glob("../../internal/provision/*.go")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no sources of internal/provision: %v", err)
+	var files []string
+	for _, dir := range dirs {
+		matched, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil || len(matched) == 0 {
+			t.Fatalf("no sources in %s: %v", dir, err)
+		}
+		files = append(files, matched...)
 	}
 	fset := token.NewFileSet()
 	var out []string
@@ -85,7 +90,7 @@ func provisionOutcomes(t *testing.T) []string {
 		}
 	}
 	if len(out) == 0 {
-		t.Fatal("no Outcome constants found in internal/provision")
+		t.Fatalf("no Outcome constants found in %v", dirs)
 	}
 	return out
 }

@@ -294,7 +294,11 @@ func startEmbedded(cfg config.Config) (*natsembed.Server, error) {
 	if err := os.MkdirAll(cfg.NATSStoreDir, 0o750); err != nil {
 		return nil, fmt.Errorf("--nats-store-dir: %w", err)
 	}
-	s, err := natsembed.Start(natsembed.Config{Host: host, Port: port, StoreDir: cfg.NATSStoreDir})
+	always, interval, err := cfg.EmbeddedSync()
+	if err != nil {
+		return nil, fmt.Errorf("--nats-sync: %w", err)
+	}
+	s, err := natsembed.Start(natsembed.Config{Host: host, Port: port, StoreDir: cfg.NATSStoreDir, SyncAlways: always, SyncInterval: interval})
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}

@@ -25,6 +25,8 @@ type Config struct {
 	NATSURL      string
 	NATSListen   string
 	NATSStoreDir string
+	// NATSSync is the embedded server's fsync policy: "always", or an interval such as "2m".
+	NATSSync     string
 	NATSCreds    string
 	NATSUser     string
 	NATSPassword secret.Value
@@ -80,7 +82,7 @@ type Config struct {
 // Default returns the defaults.
 func Default() Config {
 	return Config{
-		NATSStoreDir: "./.provisioner/nats", NATSListen: "127.0.0.1:4222",
+		NATSStoreDir: "./.provisioner/nats", NATSListen: "127.0.0.1:4222", NATSSync: "2m",
 		SubjectPrefix:  "provisioner",
 		RequestsStream: "PROVISIONER_REQUESTS", ResultsStream: "PROVISIONER_RESULTS", DLQStream: "PROVISIONER_DLQ",
 		Consumer: "provisioner", LedgerBucket: "provisioner_ledger", StreamReplicas: 1, DuplicateWindow: 2 * time.Minute,
@@ -111,6 +113,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS server URL(s), comma-separated; empty starts an embedded server")
 	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "listen address of the embedded server (port 0 = any free port)")
 	fs.StringVar(&c.NATSStoreDir, "nats-store-dir", c.NATSStoreDir, "JetStream directory of the embedded server")
+	fs.StringVar(&c.NATSSync, "nats-sync", c.NATSSync, "how often the embedded server fsyncs JetStream: an interval (a power loss loses up to that much acknowledged work) or always (every write, slower)")
 	fs.StringVar(&c.NATSCreds, "nats-creds", c.NATSCreds, "NATS credentials file (user JWT and nkey seed)")
 	fs.StringVar(&c.NATSUser, "nats-user", c.NATSUser, "NATS user")
 	fs.Var(secretFlag{&c.NATSPassword}, "nats-password", "NATS password")
@@ -207,6 +210,9 @@ func (c *Config) Validate() error {
 		}
 		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
 			bad("nats-listen", "%q is not host:port", c.NATSListen)
+		}
+		if _, _, err := c.EmbeddedSync(); err != nil {
+			bad("nats-sync", "%v", err)
 		}
 	}
 	errs = append(errs, c.validateNATSAuth())
@@ -342,6 +348,18 @@ func (c *Config) PathPolicy() (*vault.Policy, error) {
 		return vault.NewPolicy("")
 	}
 	return vault.NewPolicy(c.SecretPathPolicy)
+}
+
+// EmbeddedSync is the embedded server's fsync policy from --nats-sync: always, or an interval.
+func (c *Config) EmbeddedSync() (always bool, interval time.Duration, err error) {
+	if c.NATSSync == "always" {
+		return true, 0, nil
+	}
+	d, err := time.ParseDuration(c.NATSSync)
+	if err != nil || d <= 0 {
+		return false, 0, fmt.Errorf("%q is neither always nor a positive duration", c.NATSSync)
+	}
+	return false, d, nil
 }
 
 // VaultStoreConfig is the secret store's configuration.

@@ -59,7 +59,7 @@ func (s *Service) credentialsSubmitted(ctx context.Context, req event.Request, d
 	id := ledger.Identity{WorkspaceName: r.WorkspaceName, ConnectorKind: r.ConnectorKind(), Name: r.ConnectorName()}
 	claim, err := s.claim(ctx, id, r.ID, d)
 	if err != nil {
-		return s.fail(req, d, event.Coded(contract.CodeInternal, true, err))
+		return s.fail(req, d, classifyNATS("ledger claim", err))
 	}
 	switch claim.Outcome {
 	case ledger.Done:
