@@ -75,6 +75,13 @@ func TestDev(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a first run warns about nothing", func(t *testing.T) {
+		for _, line := range strings.Split(errOut, "\n") {
+			if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+				t.Errorf("dev's first run logs %s", line)
+			}
+		}
+	})
 	t.Run("the hint runs publish the way dev was started", func(t *testing.T) {
 		// a test binary is built by go test like go run builds one: no name on PATH finds it
 		if !strings.Contains(out, "publish more with: go run ./cmd/provisioner publish credentials --nats-url "+d.natsURL) {
