@@ -37,6 +37,7 @@ func startWorker(t *testing.T) (secretsDir string, js jetstream.JetStream) {
 	cfg.AirbyteClientID = sandbox.DefaultClientID
 	cfg.AirbyteClientSecret = secret.New(sandbox.DefaultClientSecret)
 	cfg.SecretsDir = secretsDir
+	cfg.SecretPathPolicy = config.NoSecretPathPolicy
 	cfg.MetricsAddr = ""
 	cfg.ShutdownTimeout = 5 * time.Second
 	if err := cfg.Validate(); err != nil {
