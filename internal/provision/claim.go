@@ -74,13 +74,18 @@ func (s *Service) claim(ctx context.Context, id ledger.Identity, requestID strin
 	}
 }
 
-// classifyLedger gives a ledger failure its result code: KV unavailability may pass.
+// classifyLedger gives a ledger failure its result code: KV unavailability (a write whose outcome
+// could not be learnt, a leader election) is nats_unavailable; a lease lost to another worker is
+// lease_unavailable; both may pass.
 func classifyLedger(err error) error {
 	var un *ledger.UnavailableError
-	if errors.As(err, &un) || errors.Is(err, ledger.ErrLeaseLost) || errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case errors.Is(err, ledger.ErrLeaseLost):
 		return event.Coded(contract.CodeLeaseUnavailable, true, err)
+	case errors.As(err, &un):
+		return event.Coded(contract.CodeNATSUnavailable, true, err)
 	}
-	return event.Coded(contract.CodeInternal, false, err)
+	return classifyNATS("ledger", err)
 }
 
 // settledClaim answers the claims that need no work: a recorded verdict is published again; an
