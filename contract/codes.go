@@ -23,6 +23,7 @@ const (
 	CodeLeaseUnavailable         Code = "lease_unavailable"          // another worker held the identity for every delivery
 	CodeSuperseded               Code = "superseded"                 // a newer request for the identity was applied first; nothing changed
 	CodeCredentialsRejected      Code = "credentials_rejected"       // Airbyte's credential check failed; nothing changed
+	CodeNATSUnavailable          Code = "nats_unavailable"           // JetStream or the ledger was unreachable (leader election, restart) for every delivery
 	CodeInternal                 Code = "internal_error"             // a bug or an unexpected state; see the logs
 )
 
@@ -32,5 +33,5 @@ var Codes = []Code{
 	CodeForbiddenSecretRef, CodeSecretNotFound, CodeSecretPermissionDenied, CodeSecretBackendUnavailable,
 	CodeInvalidCredentials, CodeAirbyteBadRequest, CodeAirbyteUnauthorized, CodeAirbyteForbidden,
 	CodeAirbyteNotFound, CodeAirbyteUnavailable, CodeLeaseUnavailable, CodeSuperseded, CodeCredentialsRejected,
-	CodeInternal,
+	CodeNATSUnavailable, CodeInternal,
 }

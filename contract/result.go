@@ -30,7 +30,7 @@ type Result struct {
 	ReplacedID string `json:"replaced_id,omitempty"`
 	// AlreadyAbsent is, on source_deleted, whether there was no connector to delete.
 	AlreadyAbsent *bool     `json:"already_absent,omitempty"`
-	ProducedAt    time.Time `json:"produced_at"`
+	ProducedAt    time.Time `json:"produced_at,omitzero"` // always set by the worker
 }
 
 // ErrorBody is the error of a failed request.

@@ -10,10 +10,15 @@ import (
 	"github.com/provisioner-dev/provisioner/internal/bench"
 )
 
+var benchHelp = help{
+	usage: []string{"provisioner bench [flags]"},
+	about: "Measure provisioning throughput and latency against the floor (see docs/bench.md).",
+}
+
 // runBench is `provisioner bench`: see internal/bench and docs/bench.md.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("provisioner bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	benchHelp.install(fs, stderr)
 	var cfg bench.Config
 	fs.StringVar(&cfg.Scenario, "scenario", bench.ScenarioCreate, "create (each request a connector of its own) or rotate (the connectors are created first, then each one's credentials rotated; only the rotations are measured)")
 	fs.BoolVar(&cfg.Embedded, "embedded", false, "embedded sources (source_template_id) instead of Agent Engine connectors: a rotation is one PUT instead of a replace")

@@ -34,7 +34,7 @@ type outcome struct {
 	latencies []time.Duration // publish to result, one per request
 	failed    int             // error results
 	repeated  int             // results seen again for a request already answered
-	messages  map[string]int  // first results by message (the subject's last token)
+	messages  map[string]int  // first results by message (messageOf)
 }
 
 // drive publishes l.requests requests, never more than l.inflight outstanding, and returns once
@@ -120,13 +120,6 @@ func drive(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, l load) (
 	return out, nil
 }
 
-// messageOf is a result's message, from its subject: <prefix>.results.<message>.<request token>.
-func messageOf(subject string) string {
-	_, rest, _ := strings.Cut(subject, ".results.")
-	message, _, _ := strings.Cut(rest, ".")
-	return message
-}
-
 func waitError(ctx context.Context, mu *sync.Mutex, got []time.Duration, want int) error {
 	mu.Lock()
 	defer mu.Unlock()
@@ -140,4 +133,14 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	}
 	rank := int(p/100*float64(len(sorted))+0.5) - 1
 	return sorted[min(max(rank, 0), len(sorted)-1)]
+}
+
+// messageOf is the result message a result subject names: <prefix>.results.<message>[.<request token>].
+func messageOf(subject string) string {
+	_, rest, ok := strings.Cut(subject, ".results.")
+	if !ok {
+		return ""
+	}
+	msg, _, _ := strings.Cut(rest, ".")
+	return msg
 }

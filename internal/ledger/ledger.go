@@ -613,20 +613,32 @@ func (e *Entry) apply(connector string, record json.RawMessage) {
 }
 
 // Release gives the lease up so that the next delivery, on any replica, can claim it at once: the
-// entry returns to the state it was claimed from, keeping the recorded progress.
-func (ls *Lease) Release(ctx context.Context) error {
+// entry returns to the state it was claimed from, with progress (nil: the progress recorded so far)
+// for the next holder.
+func (ls *Lease) Release(ctx context.Context, progress json.RawMessage) error {
 	ls.mu.Lock()
 	to := ls.entry.Settled
 	ls.mu.Unlock()
-	return ls.write(ctx, to, func(e *Entry) { e.Lease, e.Settled = nil, "" })
+	return ls.write(ctx, to, func(e *Entry) {
+		if progress != nil {
+			e.Progress, e.ProgressBy = progress, e.Lease.RequestID
+		}
+		e.Lease, e.Settled = nil, ""
+	})
 }
 
 // Abandon keeps the lease, unrenewed, for settle more (as every observer will see it), then lets
 // it lapse. A worker that gives up while a call may still be running at Airbyte uses it instead of
 // Release: no one may list the workspace (and miss the connector still being created) before the
 // call has settled.
-func (ls *Lease) Abandon(ctx context.Context, settle time.Duration) error {
-	err := ls.write(ctx, StateLeased, func(e *Entry) { e.Lease.TTLMillis = max(settle.Milliseconds(), 1); e.Lease.Renewals++ })
+func (ls *Lease) Abandon(ctx context.Context, settle time.Duration, progress json.RawMessage) error {
+	err := ls.write(ctx, StateLeased, func(e *Entry) {
+		if progress != nil {
+			e.Progress, e.ProgressBy = progress, e.Lease.RequestID
+		}
+		e.Lease.TTLMillis = max(settle.Milliseconds(), 1)
+		e.Lease.Renewals++
+	})
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	ls.l.mu.Lock()

@@ -125,7 +125,7 @@ func TestLifecycle(t *testing.T) {
 			if err := c.Lease.SetProgress(ctx, json.RawMessage(`{"step":"x"}`)); err != nil {
 				t.Fatal(err)
 			}
-			if err := c.Lease.Release(ctx); err != nil {
+			if err := c.Lease.Release(ctx, nil); err != nil {
 				t.Fatal(err)
 			}
 			c.Lease.Close()
@@ -178,7 +178,7 @@ func TestNoTransitionOutOfASettledState(t *testing.T) {
 		"renew":    func() error { return c.Lease.Renew(ctx) },
 		"activate": func() error { return c.Lease.Activate(ctx, "other", nil) },
 		"delete":   func() error { return c.Lease.Delete(ctx, nil) },
-		"release":  func() error { return c.Lease.Release(ctx) },
+		"release":  func() error { return c.Lease.Release(ctx, nil) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := write(); err == nil {
@@ -315,7 +315,7 @@ func TestOwnLeaseRecognised(t *testing.T) {
 		clk := newClock(0)
 		a := newLedger(t, bucket(t, srv), "worker-a", clk.Now)
 		c := mustClaim(t, a, acme, req("r1", 1), ledger.Claimed)
-		if err := c.Lease.Abandon(ctx, 5*time.Second); err != nil {
+		if err := c.Lease.Abandon(ctx, 5*time.Second, nil); err != nil {
 			t.Fatal(err)
 		}
 		c.Lease.Close()

@@ -140,11 +140,11 @@ var wantFamilies = []struct {
 }{
 	{"provisioner_requests_received_total", dto.MetricType_COUNTER, 5},
 	{"provisioner_requests_redelivered_total", dto.MetricType_COUNTER, 5},
-	{"provisioner_requests_finished_total", dto.MetricType_COUNTER, 5 * 13},
+	{"provisioner_requests_finished_total", dto.MetricType_COUNTER, 5 * 14},
 	{"provisioner_request_duration_seconds", dto.MetricType_HISTOGRAM, 5},
 	{"provisioner_requests_in_flight", dto.MetricType_GAUGE, 1},
 	{"provisioner_longest_running_request_seconds", dto.MetricType_GAUGE, 1},
-	{"provisioner_dead_letters_total", dto.MetricType_COUNTER, 18},
+	{"provisioner_dead_letters_total", dto.MetricType_COUNTER, 19},
 	{"provisioner_results_published_total", dto.MetricType_COUNTER, 10},
 	{"provisioner_airbyte_requests_total", dto.MetricType_COUNTER, 20 * 4},
 	{"provisioner_airbyte_request_duration_seconds", dto.MetricType_HISTOGRAM, 20},

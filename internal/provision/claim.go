@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -73,13 +74,18 @@ func (s *Service) claim(ctx context.Context, id ledger.Identity, requestID strin
 	}
 }
 
-// classifyLedger gives a ledger failure its result code: KV unavailability may pass.
+// classifyLedger gives a ledger failure its result code: KV unavailability (a write whose outcome
+// could not be learnt, a leader election) is nats_unavailable; a lease lost to another worker is
+// lease_unavailable; both may pass.
 func classifyLedger(err error) error {
 	var un *ledger.UnavailableError
-	if errors.As(err, &un) || errors.Is(err, ledger.ErrLeaseLost) || errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case errors.Is(err, ledger.ErrLeaseLost):
 		return event.Coded(contract.CodeLeaseUnavailable, true, err)
+	case errors.As(err, &un):
+		return event.Coded(contract.CodeNATSUnavailable, true, err)
 	}
-	return event.Coded(contract.CodeInternal, false, err)
+	return classifyNATS("ledger", err)
 }
 
 // settledClaim answers the claims that need no work: a recorded verdict is published again; an
@@ -148,6 +154,17 @@ type work struct {
 	renewDone chan struct{}
 	// unsettledAt is when a call whose outcome is unknown (a create, a delete) was sent; 0: none.
 	unsettledAt atomic.Int64
+	// progress is what the next holder must know if this one gives up: it is written with the
+	// release (a holder that dies leaves its lease, and a lease taken over implies a create sent).
+	mu       sync.Mutex
+	progress *progress
+}
+
+// note keeps p to hand over with the lease if the work gives up.
+func (w *work) note(p progress) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.progress = &p
 }
 
 func (s *Service) startWork(ctx context.Context, lease *ledger.Lease) (context.Context, *work) {
@@ -192,12 +209,18 @@ func (w *work) giveBack(ctx context.Context, d Delivery, cause error) {
 	}
 	relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
+	var p json.RawMessage
+	w.mu.Lock()
+	if w.progress != nil {
+		p = w.progress.marshal()
+	}
+	w.mu.Unlock()
 	var err error
 	if sent := w.unsettledAt.Load(); sent != 0 {
 		settle := time.Unix(0, sent).Add(w.s.cfg.CreateSettle).Sub(w.s.cfg.Now())
-		err = w.lease.Abandon(relCtx, max(settle, time.Millisecond))
+		err = w.lease.Abandon(relCtx, max(settle, time.Millisecond), p)
 	} else {
-		err = w.lease.Release(relCtx)
+		err = w.lease.Release(relCtx, p)
 	}
 	if err != nil {
 		d.Logger.Warn("could not give the lease back; it will lapse", "error", err)

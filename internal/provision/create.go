@@ -58,9 +58,9 @@ func (s *Service) created(u *upsert, data *sourceData, outcome string) record {
 // the connector anyway (a timeout, a 5xx, a lost connection) is followed by a listing before the
 // next create: the connector found there (other than except) is adopted.
 func (s *Service) createConnector(ctx context.Context, u *upsert, except string) (*sourceData, bool, error) {
-	if err := u.w.setProgress(ctx, progress{CreateSent: true, CreateBy: u.r.ID, Old: except}); err != nil {
-		return nil, false, err
-	}
+	// No ledger write before the create: a holder that dies leaves its lease, and whoever takes it
+	// over counts a create of the lease's request as sent; one that gives up hands this over.
+	u.w.note(progress{CreateSent: true, CreateBy: u.r.ID, Old: except})
 	mustLookup := false
 	var adopted bool
 	attempt := func() (*sourceData, error) {

@@ -104,7 +104,7 @@ func (s *Service) customerOffboarded(ctx context.Context, req event.Request, d D
 	if err := s.ledger.RecordOffboarded(ctx, r.WorkspaceName, o); err != nil && !d.Final {
 		return s.fail(req, d, classifyLedger(err))
 	}
-	d.Logger.Info("workspace offboarded", "workspace_id", rec.WorkspaceID, "identities", len(held))
+	d.Logger.Debug("workspace offboarded", "workspace_id", rec.WorkspaceID, "identities", len(held))
 	return Decision{Action: Ack, Outcome: OutcomeOffboarded, Result: s.resultOf(req, rec)}
 }
 

@@ -181,6 +181,7 @@ func (a Action) String() string {
 // Outcomes, as counted by metrics.
 const (
 	OutcomeCreated        = "created"
+	OutcomeWorkspaceReady = "workspace_ready"
 	OutcomeAdopted        = "adopted"
 	OutcomeUpdated        = "updated"  // an embedded source's configuration was replaced in place
 	OutcomeReplaced       = "replaced" // a connector was replaced by a new one with the new credentials
@@ -276,21 +277,29 @@ func classifyAirbyte(op string, err error) error {
 	}
 	var apiErr *airbyte.APIError
 	var trErr *airbyte.TransportError
+	var ce *event.CodedError
+	if errors.As(err, &ce) {
+		return err // classified already (a step of the operation): one code, each prefix once
+	}
+	// The client's errors name their operation already ("airbyte connectors_create: 422 ..."):
+	// they are kept as they are, so that each prefix appears once.
 	switch {
 	case errors.As(err, &apiErr):
 		switch {
 		case apiErr.StatusCode == 400 || apiErr.StatusCode == 422:
-			return event.Coded(contract.CodeAirbyteBadRequest, false, fmt.Errorf("%s: %w", op, err))
+			return event.Coded(contract.CodeAirbyteBadRequest, false, err)
 		case apiErr.StatusCode == 401:
-			return event.Coded(contract.CodeAirbyteUnauthorized, false, fmt.Errorf("%s: %w", op, err))
+			return event.Coded(contract.CodeAirbyteUnauthorized, false, err)
 		case apiErr.StatusCode == 403:
-			return event.Coded(contract.CodeAirbyteForbidden, false, fmt.Errorf("%s: %w", op, err))
+			return event.Coded(contract.CodeAirbyteForbidden, false, err)
 		case apiErr.StatusCode == 404:
-			return event.Coded(contract.CodeAirbyteNotFound, false, fmt.Errorf("%s: %w", op, err))
+			return event.Coded(contract.CodeAirbyteNotFound, false, err)
 		}
 		// 429 and every 5xx: Airbyte may answer differently on a later delivery.
-		return event.Coded(contract.CodeAirbyteUnavailable, true, fmt.Errorf("%s: %w", op, err))
-	case errors.As(err, &trErr), errors.Is(err, context.DeadlineExceeded):
+		return event.Coded(contract.CodeAirbyteUnavailable, true, err)
+	case errors.As(err, &trErr):
+		return event.Coded(contract.CodeAirbyteUnavailable, true, err)
+	case errors.Is(err, context.DeadlineExceeded):
 		return event.Coded(contract.CodeAirbyteUnavailable, true, fmt.Errorf("%s: %w", op, err))
 	case errors.Is(err, context.Canceled):
 		return event.Coded(contract.CodeAirbyteUnavailable, true, fmt.Errorf("%s: interrupted: %w", op, err))

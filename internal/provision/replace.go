@@ -69,11 +69,15 @@ func (s *Service) replace(ctx context.Context, u *upsert, old string) (record, e
 	if err := s.at(StepDeletedOld); err != nil {
 		return record{}, err
 	}
-	// Any other connector of the identity is a leftover of an unfinished attempt: delete it. The
-	// list may still show the old one for a while (deletes complete later); it is skipped.
-	ms, err := s.matches(ctx, u.t)
-	if err != nil {
-		return record{}, classifyAirbyte("list connectors", err)
+	// Any other connector of the identity is a leftover of an unfinished attempt: delete it. Only an
+	// unfinished attempt (recorded, or a lease taken over) can have left one, so only then is the
+	// workspace listed. The list may still show the old one for a while (deletes complete later).
+	var ms []airbyte.ConnectorSourceListItem
+	if u.prev.CreateSent || newData == nil {
+		var err error
+		if ms, err = s.matches(ctx, u.t); err != nil {
+			return record{}, classifyAirbyte("list connectors", err)
+		}
 	}
 	for _, m := range ms {
 		switch m.ID {

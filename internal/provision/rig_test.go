@@ -79,6 +79,8 @@ type workerOpts struct {
 	check    bool
 	budget   time.Duration
 	kv       func(jetstream.KeyValue) ledger.KV
+	// clock is the ledger's clock (this replica's host); nil = time.Now
+	clock func() time.Time
 }
 
 // worker is one replica's provision service.
@@ -97,7 +99,7 @@ func (r *rig) worker(o workerOpts) *worker {
 		o.budget = 8 * time.Second
 	}
 	_, js := r.nats.Connect(r.t)
-	led, err := ledger.Open(ctx, js, ledger.Config{Bucket: "provisioner_ledger", LeaseTTL: o.leaseTTL, Owner: o.owner})
+	led, err := ledger.Open(ctx, js, ledger.Config{Bucket: "provisioner_ledger", LeaseTTL: o.leaseTTL, Owner: o.owner, Now: o.clock})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -106,7 +108,7 @@ func (r *rig) worker(o workerOpts) *worker {
 		if err != nil {
 			r.t.Fatal(err)
 		}
-		if led, err = ledger.New(o.kv(kv), ledger.Config{LeaseTTL: o.leaseTTL, Owner: o.owner}); err != nil {
+		if led, err = ledger.New(o.kv(kv), ledger.Config{LeaseTTL: o.leaseTTL, Owner: o.owner, Now: o.clock}); err != nil {
 			r.t.Fatal(err)
 		}
 	}

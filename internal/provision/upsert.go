@@ -116,7 +116,7 @@ func (s *Service) settle(ctx context.Context, req event.Request, d Delivery, w *
 	default:
 		d.Logger.Warn("could not record the outcome; publishing it anyway, it is true", "error", err)
 	}
-	d.Logger.Info("connector state applied", "message", rec.Message, "outcome", rec.Outcome, "workspace_id", rec.WorkspaceID)
+	d.Logger.Debug("connector state applied", "message", rec.Message, "outcome", rec.Outcome, "workspace_id", rec.WorkspaceID)
 	return Decision{Action: Ack, Outcome: rec.Outcome, Result: res}
 }
 

@@ -119,13 +119,14 @@ type Report struct {
 	WrongResults, FinalStateMismatches, Superseded int
 	Problems                                       []string
 	Suspects                                       []string // request ids whose timeline explains a problem
+	Cluster                                        ClusterStats
 }
 
 // Line is the one line the soak ends with.
 func (r Report) Line() string {
 	return fmt.Sprintf("chaos: requests=%d identities=%d connectors=%d duplicates=%d results=%d missing_results=%d extra_results=%d dead_letters=%d expected_dead_letters=%d pending=%d wrong_results=%d final_state_mismatches=%d superseded=%d",
 		r.Requests, r.Identities, r.Connectors, r.Duplicates, r.Results, r.MissingResults, r.ExtraResults, r.DeadLetters, r.ExpectedDeadLetters, r.Pending,
-		r.WrongResults, r.FinalStateMismatches, r.Superseded)
+		r.WrongResults, r.FinalStateMismatches, r.Superseded) + r.Cluster.fields()
 }
 
 // OK is the verdict: every guarantee held.
