@@ -233,16 +233,51 @@ func kindOf(connectorType string) connectorKind {
 	panic("chaos: unknown connector type " + connectorType)
 }
 
-// Last returns, per identity, the index of the last request of the plan that applies to it (in
-// publish order; failing requests change nothing and do not count): what Airbyte must end in.
-func (p *Plan) Last() map[Identity]int {
-	last := map[Identity]int{}
+// Positions returns each request's first and last place in the publish order (its first copy and
+// its last resend). Without sends, a request's place is its index.
+func (p *Plan) Positions() (first, last []int) {
+	first, last = make([]int, len(p.Requests)), make([]int, len(p.Requests))
+	for i := range p.Requests {
+		first[i], last[i] = i, i
+	}
+	seen := make([]bool, len(p.Requests))
+	for at, s := range p.Sends {
+		if !seen[s.Request] {
+			first[s.Request], seen[s.Request] = at, true
+		}
+		last[s.Request] = at
+	}
+	return first, last
+}
+
+// Finals returns, per identity, the requests (indexes) that may be the last one applied to it,
+// which Airbyte must end in. Requests apply in publish order; a request id published twice takes
+// its place at whichever of its copies is applied, so R may end last unless another request of the
+// identity was first published after R's last copy. Failing requests change nothing and never count.
+func (p *Plan) Finals() map[Identity][]int {
+	first, last := p.Positions()
+	of := map[Identity][]int{}
 	for i, r := range p.Requests {
 		if !r.MissingSecret {
-			last[r.Identity] = i
+			of[r.Identity] = append(of[r.Identity], i)
 		}
 	}
-	return last
+	finals := map[Identity][]int{}
+	for id, reqs := range of {
+		for _, i := range reqs {
+			final := true
+			for _, j := range reqs {
+				if j != i && first[j] > last[i] {
+					final = false
+					break
+				}
+			}
+			if final {
+				finals[id] = append(finals[id], i)
+			}
+		}
+	}
+	return finals
 }
 
 // secretValue is a made-up credential, distinctive enough to be searched for in logs.

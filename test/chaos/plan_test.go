@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -139,7 +140,10 @@ func TestPlanLifecycleMix(t *testing.T) {
 	if st.Disconnects < 200 || st.Rotations < 200 || st.SameIdentity-st.Rotations < 200 {
 		t.Fatalf("stats %+v: too few disconnects, rotations or plain resubmissions", st)
 	}
-	asked, last := map[Identity]bool{}, p.Last()
+	asked := map[Identity]bool{}
+	finals := p.Finals()
+	first, _ := p.Positions()
+	latest := map[Identity]int{} // the request of each identity first published last
 	for i, r := range p.Requests {
 		switch {
 		case r.Disconnect:
@@ -157,8 +161,13 @@ func TestPlanLifecycleMix(t *testing.T) {
 			}
 			asked[r.Identity] = true
 		}
-		if l, ok := last[r.Identity]; !r.MissingSecret && (!ok || l < i) {
-			t.Fatalf("Last()[%s] = %d, before %s at %d", r.Identity, l, r.ID, i)
+		if j, ok := latest[r.Identity]; !r.MissingSecret && (!ok || first[j] < first[i]) {
+			latest[r.Identity] = i
+		}
+	}
+	for id, i := range latest {
+		if !slices.Contains(finals[id], i) {
+			t.Fatalf("%s: the request first published last (%s) is not among the finals %v", id, p.Requests[i].ID, finals[id])
 		}
 	}
 }

@@ -133,8 +133,8 @@ func Verify(p *Plan, o Observation) Report {
 	byID := make(map[string]Request, len(p.Requests))
 	indexOf := make(map[string]int, len(p.Requests))
 	idsOf := map[Identity][]string{}
-	last := p.Last()
-	wantConnector := map[Identity]bool{}
+	finals := p.Finals()
+	first, lastCopy := p.Positions()
 	for i, r := range p.Requests {
 		byID[r.ID], indexOf[r.ID] = r, i
 		idsOf[r.Identity] = append(idsOf[r.Identity], r.ID)
@@ -142,44 +142,62 @@ func Verify(p *Plan, o Observation) Report {
 			rep.ExpectedDeadLetters++
 		}
 	}
-	for id, i := range last {
-		wantConnector[id] = !p.Requests[i].Disconnect
+	rep.Requests, rep.Identities = len(p.Requests), len(finals)
+	// finalsHolding lists the final candidates of an identity whose credentials c holds.
+	finalsHolding := func(id Identity, c Connector) []int {
+		var out []int
+		for _, i := range finals[id] {
+			r := p.Requests[i]
+			if !r.Disconnect && (c.CredentialsSHA256 == "" || c.CredentialsSHA256 == credentialsSHA256(p.Secrets[r.SecretPath])) {
+				out = append(out, i)
+			}
+		}
+		return out
 	}
-	rep.Requests, rep.Identities = len(p.Requests), len(last)
+	mayEndAbsent := func(id Identity) bool {
+		return slices.ContainsFunc(finals[id], func(i int) bool { return p.Requests[i].Disconnect })
+	}
 
-	// Connectors: per identity, exactly what its last request says — one connector holding the
-	// last submitted credentials, or none after a disconnect.
+	// Connectors: per identity, what its last request says — one connector holding its credentials,
+	// or none after a disconnect.
 	connectorsOf := map[Identity][]Connector{}
 	for _, c := range o.Connectors {
 		connectorsOf[c.Identity] = append(connectorsOf[c.Identity], c)
 	}
 	rep.Connectors = len(o.Connectors)
+	mustName := map[string]string{} // request id -> the connector its success must name
 	for _, id := range sortedIdentities(connectorsOf) {
 		cs := connectorsOf[id]
-		i, known := last[id]
+		_, known := finals[id]
 		switch {
 		case !known && idsOf[id] == nil:
 			problem("connector(s) %s for %s, which no request asked for", connectorIDs(cs), id)
 		case !known:
 			problem("connector(s) %s for %s, whose secret is missing", connectorIDs(cs), id)
 			markAll(suspects, idsOf[id])
-		case !wantConnector[id]:
-			rep.FinalStateMismatches++
-			problem("connector(s) %s for %s, whose last request %s disconnected it", connectorIDs(cs), id, p.Requests[i].ID)
-			markAll(suspects, idsOf[id])
 		case len(cs) > 1:
 			rep.Duplicates += len(cs) - 1
 			rep.FinalStateMismatches++
 			problem("duplicate connectors for %s: %s (requests %s)", id, connectorIDs(cs), listed(idsOf[id]))
 			markAll(suspects, idsOf[id])
-		case cs[0].CredentialsSHA256 != "" && cs[0].CredentialsSHA256 != credentialsSHA256(p.Secrets[p.Requests[i].SecretPath]):
-			rep.FinalStateMismatches++
-			problem("connector %s of %s does not hold the credentials of its last request %s", cs[0].ID, id, p.Requests[i].ID)
-			markAll(suspects, idsOf[id])
+		default:
+			holding := finalsHolding(id, cs[0])
+			switch {
+			case len(holding) == 0 && mayEndAbsent(id) && len(finals[id]) == 1:
+				rep.FinalStateMismatches++
+				problem("connector(s) %s for %s, whose last request %s disconnected it", connectorIDs(cs), id, p.Requests[finals[id][0]].ID)
+				markAll(suspects, idsOf[id])
+			case len(holding) == 0:
+				rep.FinalStateMismatches++
+				problem("connector %s of %s does not hold the credentials of its last request (%s)", cs[0].ID, id, requestIDs(p, finals[id]))
+				markAll(suspects, idsOf[id])
+			case len(holding) == 1:
+				mustName[p.Requests[holding[0]].ID] = cs[0].ID
+			}
 		}
 	}
-	for _, id := range sortedIdentities(wantConnector) {
-		if wantConnector[id] && len(connectorsOf[id]) == 0 {
+	for _, id := range sortedIdentities(finals) {
+		if len(connectorsOf[id]) == 0 && !mayEndAbsent(id) {
 			rep.FinalStateMismatches++
 			problem("no connector for %s (requests %s)", id, listed(idsOf[id]))
 			markAll(suspects, idsOf[id])
@@ -190,6 +208,11 @@ func Verify(p *Plan, o Observation) Report {
 	resultsOf := map[string][]Result{}
 	for _, r := range o.Results {
 		resultsOf[r.RequestID] = append(resultsOf[r.RequestID], r)
+	}
+	// after reports whether request newer of req's identity was published (some copy) after req.
+	after := func(req Request, newer string) bool {
+		j, ok := indexOf[newer]
+		return ok && newer != req.ID && p.Requests[j].Identity == req.Identity && lastCopy[j] > first[indexOf[req.ID]]
 	}
 	var missing, unknown []string
 	for _, id := range slices.Sorted(maps.Keys(resultsOf)) {
@@ -206,15 +229,12 @@ func Verify(p *Plan, o Observation) Report {
 			problem("%d results for %s: %s", len(rs), id, describeResults(rs))
 			suspects[id] = true
 		}
+		overtakable := slices.ContainsFunc(idsOf[req.Identity], func(other string) bool { return after(req, other) })
 		for _, r := range rs {
 			if r.ErrorCode == "superseded" {
 				rep.Superseded++
 			}
-			isLast := last[req.Identity] == indexOf[id] && !req.MissingSecret
-			if msg := wrongResult(req, r, isLast, connectorsOf[req.Identity], func(id string) (int, Identity, bool) {
-				i, ok := indexOf[id]
-				return i, byID[id].Identity, ok
-			}); msg != "" {
+			if msg := wrongResult(req, r, overtakable, mustName[id], func(newer string) bool { return after(req, newer) }); msg != "" {
 				rep.WrongResults++
 				problem("%s: %s", id, msg)
 				suspects[id] = true
@@ -283,9 +303,10 @@ func Verify(p *Plan, o Observation) Report {
 	return rep
 }
 
-// wrongResult says what is wrong with r as the result of req, or "". isLast: req is the last
-// request of its identity, whose verdict must describe what Airbyte holds now.
-func wrongResult(req Request, r Result, isLast bool, connectors []Connector, published func(id string) (int, Identity, bool)) string {
+// wrongResult says what is wrong with r as the result of req, or "". overtakable: another request
+// of the identity was published after req, so req may be superseded; mustName: the connector a
+// success of req must name (req's credentials are what its identity ended with), or "".
+func wrongResult(req Request, r Result, overtakable bool, mustName string, publishedAfter func(newer string) bool) string {
 	if req.MissingSecret {
 		if r.Message != "source_create_error" || r.ErrorCode != "secret_not_found" {
 			return fmt.Sprintf("result %s (code %q), want source_create_error with secret_not_found", r.Message, r.ErrorCode)
@@ -294,12 +315,10 @@ func wrongResult(req Request, r Result, isLast bool, connectors []Connector, pub
 	}
 	if r.ErrorCode == "superseded" {
 		newer, _ := supersededBy(r.ErrorText)
-		at, identity, known := published(newer)
-		mine, _, _ := published(req.ID)
 		switch {
-		case isLast:
+		case !overtakable:
 			return fmt.Sprintf("superseded (by %q), but no request for %s was published after it", newer, req.Identity)
-		case !known || identity != req.Identity || at <= mine:
+		case !publishedAfter(newer):
 			return fmt.Sprintf("superseded by %q, which is not a later request for %s (%q)", newer, req.Identity, r.ErrorText)
 		}
 		return ""
@@ -311,10 +330,18 @@ func wrongResult(req Request, r Result, isLast bool, connectors []Connector, pub
 	if !slices.Contains(success, r.Message) {
 		return fmt.Sprintf("result %s (code %q, retryable %t, attempts %d), want %s or superseded", r.Message, r.ErrorCode, r.Retryable, r.Attempts, strings.Join(success, " or "))
 	}
-	if isLast && !req.Disconnect && len(connectors) == 1 && r.ConnectorID != connectors[0].ID {
-		return fmt.Sprintf("%s names connector %s, but %s's connector is %s", r.Message, r.ConnectorID, req.Identity, connectors[0].ID)
+	if mustName != "" && r.ConnectorID != mustName {
+		return fmt.Sprintf("%s names connector %s, but %s's connector is %s", r.Message, r.ConnectorID, req.Identity, mustName)
 	}
 	return ""
+}
+
+func requestIDs(p *Plan, idx []int) string {
+	ids := make([]string, len(idx))
+	for k, i := range idx {
+		ids[k] = p.Requests[i].ID
+	}
+	return listed(ids)
 }
 
 // supersededBy reads the newer request's id from a superseded error's message.

@@ -120,7 +120,7 @@ func TestVerify(t *testing.T) {
 				o.Connectors[0].CredentialsSHA256 = credentialsSHA256(map[string]string{"token": "one"})
 			},
 			want:     Report{Requests: 4, Identities: 2, Connectors: 2, FinalStateMismatches: 1, Results: 4, DeadLetters: 1, ExpectedDeadLetters: 1},
-			problems: []string{"does not hold the credentials of its last request req-b"},
+			problems: []string{"does not hold the credentials of its last request (req-b)"},
 			suspects: []string{"req-a", "req-b"},
 		},
 		{
@@ -266,5 +266,36 @@ func TestReportGolden(t *testing.T) {
 	}
 	if b.String() != string(want) {
 		t.Errorf("report differs from %s (go test -run TestReportGolden -update)\n got:\n%s\nwant:\n%s", golden, b.String(), want)
+	}
+}
+
+// A request id published again after a later request takes its place at whichever copy is applied:
+// the identity may end with either's credentials, and the other's verdict may be superseded.
+func TestVerifyRepublishedRequest(t *testing.T) {
+	p, _ := fixture()
+	p.Sends = []Send{{Request: 0, MsgID: "req-a#0"}, {Request: 1, MsgID: "req-b#0"}, {Request: 2, MsgID: "req-c#0"}, {Request: 3, MsgID: "req-m#0"}, {Request: 0, Copy: 1, MsgID: "req-a#1"}}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Observation)
+		ok     bool
+	}{
+		{"the later request's credentials", func(*Observation) {}, true},
+		{"the republished request's credentials", func(o *Observation) {
+			o.Connectors[0].CredentialsSHA256 = credentialsSHA256(map[string]string{"token": "one"})
+			o.Results[0] = Result{Seq: 1, RequestID: "req-a", Message: "source_updated", ConnectorID: "conn-1"}
+			o.Results[1] = Result{Seq: 2, RequestID: "req-b", Message: "source_update_error", ErrorCode: "superseded", ErrorText: "superseded by request req-a, applied after this one was published"}
+		}, true},
+		{"a success naming another connector than the one holding its credentials", func(o *Observation) {
+			o.Connectors[0].CredentialsSHA256 = credentialsSHA256(map[string]string{"token": "one"})
+			o.Results[0] = Result{Seq: 1, RequestID: "req-a", Message: "source_updated", ConnectorID: "conn-9"}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, o := fixture()
+			tc.mutate(&o)
+			if rep := Verify(p, o); rep.OK() != tc.ok {
+				t.Fatalf("OK() = %t: %s %q", rep.OK(), rep.Line(), rep.Problems)
+			}
+		})
 	}
 }
