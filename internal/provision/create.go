@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 
 	"github.com/cenkalti/backoff/v4"
 
@@ -23,6 +24,7 @@ func (s *Service) create(ctx context.Context, u *upsert) (record, error) {
 		if err != nil {
 			return record{}, classifyAirbyte("list connectors", err)
 		}
+		ms = slices.DeleteFunc(ms, func(m airbyte.ConnectorSourceListItem) bool { return u.past[m.ID] })
 		if len(ms) > 0 {
 			found := ms[0]
 			if !u.prev.CreateSent || u.prev.CreateBy == u.r.ID {
@@ -56,7 +58,8 @@ func (s *Service) created(u *upsert, data *sourceData, outcome string) record {
 
 // createConnector sends the create, retrying within the budget. A failure that may have created
 // the connector anyway (a timeout, a 5xx, a lost connection) is followed by a listing before the
-// next create: the connector found there (other than except) is adopted.
+// next create: the connector found there — not except, and none the identity's history names
+// (a deleted one may still be listed) — is adopted.
 func (s *Service) createConnector(ctx context.Context, u *upsert, except string) (*sourceData, bool, error) {
 	// No ledger write before the create: a holder that dies leaves its lease, and whoever takes it
 	// over counts a create of the lease's request as sent; one that gives up hands this over.
@@ -70,7 +73,7 @@ func (s *Service) createConnector(ctx context.Context, u *upsert, except string)
 				return nil, permanentUnlessRetryable(classifyAirbyte("list connectors", err))
 			}
 			for _, m := range ms {
-				if m.ID != except {
+				if m.ID != except && !u.past[m.ID] {
 					adopted = true
 					return listedData(m, u.r.ReplicationConfig), nil
 				}

@@ -369,3 +369,24 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+// Airbyte deletes asynchronously: a list may still show a connector an earlier rotation deleted.
+// A replace whose create fails ambiguously (committed, answer lost) must adopt the connector it
+// created, never that deleted one.
+func TestAmbiguousCreateIgnoresDeletedConnectorsStillListed(t *testing.T) {
+	r := newRig(t, sandbox.Config{Seed: 1})
+	w := r.worker(workerOpts{owner: "a"})
+	first := connectorID(t, expect(t, w.until(t, submit("r1", r.secret("acme/v1.json", "ghp_one")), r.next()), provision.Ack, contract.MessageSourceCreated))
+	expect(t, w.until(t, submit("r2", r.secret("acme/v2.json", "ghp_two")), r.next()), provision.Ack, contract.MessageSourceUpdated)
+	// r1's connector is deleted but still listed by the next list call
+	r.sandbox.SetFaults(sandbox.Faults{Rules: map[string]sandbox.FaultRule{sandbox.OpConnectorsCreate: {CommitThenFail: 1}}})
+	res := expect(t, w.until(t, submit("r3", r.secret("acme/v3.json", "ghp_three")), r.next()), provision.Ack, contract.MessageSourceUpdated)
+	if r.sandbox.Stats().CommittedThenFailed == 0 {
+		t.Fatal("no create was committed then failed; the test proves nothing")
+	}
+	now := r.only(t)
+	holding(t, now, "ghp_three")
+	if got := connectorID(t, res); got != now.ID || got == first {
+		t.Fatalf("result names %s; Airbyte holds %s (r1's deleted connector was %s)", got, now.ID, first)
+	}
+}

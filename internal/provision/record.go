@@ -10,6 +10,7 @@ import (
 
 	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte"
+	"github.com/provisioner-dev/provisioner/internal/ledger"
 	"github.com/provisioner-dev/provisioner/internal/secret"
 )
 
@@ -46,6 +47,42 @@ type progress struct {
 func (p progress) marshal() json.RawMessage {
 	b, _ := json.Marshal(p)
 	return b
+}
+
+// pastConnectors lists the connectors the identity's history names — the current one, those earlier
+// requests created, replaced or deleted. Airbyte deletes asynchronously and a list may still show a
+// deleted connector for a while: after a create whose outcome is unknown, only a connector outside
+// this history can be the one just created.
+func pastConnectors(e ledger.Entry) map[string]bool {
+	known := map[string]bool{}
+	add := func(raw json.RawMessage) {
+		var rec struct {
+			Data struct {
+				ID         string   `json:"id"`
+				DeletedIDs []string `json:"deleted_ids"`
+			} `json:"data"`
+			ReplacedID string `json:"replaced_id"`
+		}
+		if len(raw) == 0 || json.Unmarshal(raw, &rec) != nil {
+			return
+		}
+		for _, id := range append(rec.Data.DeletedIDs, rec.Data.ID, rec.ReplacedID) {
+			if id != "" {
+				known[id] = true
+			}
+		}
+	}
+	if e.Connector != "" {
+		known[e.Connector] = true
+	}
+	add(e.Record)
+	for _, a := range e.Recent {
+		add(a.Record)
+	}
+	if p := progressOf(e.Progress); p.Old != "" {
+		known[p.Old] = true
+	}
+	return known
 }
 
 func progressOf(raw json.RawMessage) progress {

@@ -36,7 +36,7 @@ func (s *Service) replace(ctx context.Context, u *upsert, old string) (record, e
 			return record{}, classifyAirbyte("list connectors", err)
 		}
 		for _, m := range ms {
-			if m.ID != old {
+			if m.ID != old && !u.past[m.ID] {
 				newID, newData = m.ID, listedData(m, u.r.ReplicationConfig)
 				break
 			}

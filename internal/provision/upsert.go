@@ -21,8 +21,9 @@ type upsert struct {
 	t     target
 	d     Delivery
 	w     *work
-	entry ledger.Entry // as claimed
-	prev  progress     // what an earlier, unfinished holder recorded
+	entry ledger.Entry    // as claimed
+	prev  progress        // what an earlier, unfinished holder recorded
+	past  map[string]bool // connectors the identity's history names (pastConnectors)
 	creds secret.Fields
 	ws    airbyte.WorkspaceRef
 	check bool
@@ -59,7 +60,7 @@ func (s *Service) credentialsSubmitted(ctx context.Context, req event.Request, d
 	workCtx, w := s.startWork(ctx, c.Lease)
 	defer w.end()
 
-	u := &upsert{r: r, t: targetOf(r), d: d, w: w, entry: c.Entry, prev: priorProgress(c),
+	u := &upsert{r: r, t: targetOf(r), d: d, w: w, entry: c.Entry, prev: priorProgress(c), past: pastConnectors(c.Entry),
 		check: s.cfg.CheckCredentials || requestsCheck(r)}
 	rec, err := s.upsert(workCtx, u, ref)
 	if err != nil {
