@@ -48,12 +48,14 @@ func (s *Service) at(step Step) error {
 	return nil
 }
 
-// claim claims the identity for the request, in its publish order. On the last delivery a lease
-// held by someone else is waited out (within the budget), so the request gets its real outcome
-// rather than lease_unavailable.
+// claim claims the identity for the request, in its publish order. A lease held by another worker
+// is watched from here, within LeaseWait, until it is released, settles or lapses: expiry is judged
+// by how long this process has seen the lease unchanged, so the delivery that starts watching must
+// be the one that keeps watching (a redelivery to another replica, or a restarted one, would start
+// counting again).
 func (s *Service) claim(ctx context.Context, id ledger.Identity, requestID string, d Delivery) (ledger.Claim, error) {
-	deadline := s.cfg.Now().Add(s.cfg.Budget)
-	for {
+	deadline := s.cfg.Now().Add(s.cfg.LeaseWait)
+	for conflicts := 0; ; conflicts++ {
 		c, err := s.ledger.Claim(ctx, id, ledger.Request{ID: requestID, Sequence: d.Sequence})
 		if err != nil {
 			return c, classifyLedger(err)
@@ -61,9 +63,11 @@ func (s *Service) claim(ctx context.Context, id ledger.Identity, requestID strin
 		if c.Outcome != ledger.Busy {
 			return c, nil
 		}
-		s.observer.LedgerConflict()
-		wait := c.RetryAfter + 50*time.Millisecond
-		if !d.Final || s.cfg.Now().Add(wait).After(deadline) {
+		if conflicts == 0 {
+			s.observer.LedgerConflict()
+		}
+		wait := min(c.RetryAfter+50*time.Millisecond, 250*time.Millisecond)
+		if s.cfg.Now().Add(wait).After(deadline) {
 			return c, nil
 		}
 		select {

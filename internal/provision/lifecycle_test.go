@@ -390,3 +390,23 @@ func TestAmbiguousCreateIgnoresDeletedConnectorsStillListed(t *testing.T) {
 		t.Fatalf("result names %s; Airbyte holds %s (r1's deleted connector was %s)", got, now.ID, first)
 	}
 }
+
+// A dead worker's lease is seen to lapse by the delivery that found it: it watches the lease for its
+// whole duration (on its own clock) and takes it over, rather than handing the message to another
+// replica that would start counting again.
+func TestDeadLeaseTakenOverWithinOneDelivery(t *testing.T) {
+	r := newRig(t, sandbox.Config{})
+	dead := r.worker(workerOpts{owner: "dead", leaseTTL: time.Second})
+	ref, seq := r.secret("acme/v1.json", "ghp_one"), r.next()
+	id := ledger.Identity{WorkspaceName: "acme", ConnectorKind: "type:github", Name: "GitHub"}
+	if c, err := dead.ledger.Claim(t.Context(), id, ledger.Request{ID: "r1", Sequence: seq}); err != nil || c.Outcome != ledger.Claimed {
+		t.Fatalf("claim: %v %v", c.Outcome, err)
+	} // and the dead worker never writes again
+
+	live := r.worker(workerOpts{owner: "live", leaseTTL: time.Second})
+	d := live.handle(submit("r1", ref), seq, 2, false)
+	res := expect(t, d, provision.Ack, contract.MessageSourceCreated)
+	if r.only(t).ID != connectorID(t, res) {
+		t.Fatalf("result %s", resultText(res))
+	}
+}

@@ -85,8 +85,12 @@ type Config struct {
 	Lookup LookupMode
 	// Budget bounds the in-process retries of one delivery; keep it below the consumer's AckWait.
 	Budget time.Duration
-	// LeaseRenewEvery is how often a held lease is renewed; a third of the ledger's lease TTL.
+	// LeaseRenewEvery is how often a held lease is renewed; a quarter of the ledger's lease TTL.
 	LeaseRenewEvery time.Duration
+	// LeaseWait is how long a delivery watches a lease another worker holds before it gives the
+	// message back; 0 = the lease TTL (4 × LeaseRenewEvery) and a second, so that a dead worker's
+	// lease is seen to lapse by the delivery that started watching it.
+	LeaseWait time.Duration
 	// LeaseMargin: a create is not sent unless the lease has at least this long left.
 	LeaseMargin time.Duration
 	// CreateSettle is how long after a create call whose outcome is unknown (timed out, interrupted,
@@ -124,6 +128,9 @@ func New(a Airbyte, s Secrets, l Ledger, o Observer, cfg Config) (*Service, erro
 	}
 	if cfg.Lookup == "" {
 		cfg.Lookup = LookupRecovery
+	}
+	if cfg.LeaseWait <= 0 {
+		cfg.LeaseWait = 4*cfg.LeaseRenewEvery + time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
