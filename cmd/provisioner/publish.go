@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/provisioner-dev/provisioner/internal/event"
+	"github.com/provisioner-dev/provisioner/internal/tracing"
 )
 
 func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -106,6 +107,11 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		reqID = r.ID()
 	}
 
+	tp, stopTracing, err := startTracing(ctx, "", stderr)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	nc, js, err := cf.connect(stderr)
 	if err != nil {
 		return err
@@ -117,7 +123,9 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		msg.Header.Set(jetstream.MsgIDHeader, reqID)
 	}
 	msg.Header.Set("content-type", "application/json")
-	ack, err := js.PublishMsg(ctx, msg)
+	pubCtx, span := tracing.StartPublish(ctx, tp, msg) // the request's trace starts here
+	ack, err := js.PublishMsg(pubCtx, msg)
+	span.End(err, "")
 	if err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}

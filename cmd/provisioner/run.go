@@ -42,5 +42,10 @@ func runWorker(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	logger := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
-	return app.Run(ctx, cfg, app.Options{Logger: logger, Build: buildInfo(), UserAgent: "provisioner/" + version})
+	tp, stopTracing, err := startTracing(ctx, "", stderr)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	return app.Run(ctx, cfg, app.Options{Logger: logger, Build: buildInfo(), UserAgent: "provisioner/" + version, TracerProvider: tp})
 }
