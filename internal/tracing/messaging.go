@@ -210,3 +210,6 @@ func active(tp trace.TracerProvider) bool {
 	}
 	return true
 }
+
+// SpanContext is the span's context (invalid when tracing is off).
+func (s ProcessSpan) SpanContext() trace.SpanContext { return s.span.SpanContext() }

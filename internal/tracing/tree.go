@@ -135,6 +135,7 @@ func details(s sdktrace.ReadOnlySpan) string {
 		{string(AttrOutcome), "outcome"},
 		{string(AttrErrorCode), "code"},
 		{string(AttrSecretBackend), "backend"},
+		{string(AttrLedgerOutcome), "ledger"},
 		{"http.response.status_code", "status"},
 		{string(attrErrorType), "error"},
 	}
