@@ -85,15 +85,22 @@ func Extract(ctx context.Context, h nats.Header) context.Context {
 // headers, so the receiver continues the trace. tp nil means the provider of the span in ctx. The
 // span's attributes follow the messaging conventions (operation type send, destination = subject,
 // message id = Nats-Msg-Id). End it with the publish's error once the PubAck (or failure) is in.
+// With tp nil and no recording span in ctx, no span is started.
 func StartPublish(ctx context.Context, tp trace.TracerProvider, msg *nats.Msg) (context.Context, Span) {
-	var tracer trace.Tracer
-	if tp != nil {
-		tracer = tp.Tracer(ScopeName)
-	} else {
-		tracer = tracerFrom(ctx)
-	}
 	if msg.Header == nil {
 		msg.Header = nats.Header{}
+	}
+	var tracer trace.Tracer
+	switch {
+	case tp != nil:
+		tracer = tp.Tracer(ScopeName)
+	case recording(ctx):
+		tracer = tracerFrom(ctx)
+	default: // nothing to record; pass on whatever context there is (an unsampled one)
+		if trace.SpanContextFromContext(ctx).IsValid() {
+			Inject(ctx, msg.Header)
+		}
+		return ctx, Span{}
 	}
 	attrs := []attribute.KeyValue{
 		MessagingSystem,

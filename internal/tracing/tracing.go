@@ -50,12 +50,20 @@ func tracerFrom(ctx context.Context) trace.Tracer {
 	return trace.SpanFromContext(ctx).TracerProvider().Tracer(ScopeName)
 }
 
-// Span is a started span that ends with the outcome of the work it covers.
+// recording reports whether ctx's span records: only then do the helpers start children. (Under a
+// parent that is not sampled every child would be dropped too; with tracing off there is no span.)
+func recording(ctx context.Context) bool { return trace.SpanFromContext(ctx).IsRecording() }
+
+// Span is a started span that ends with the outcome of the work it covers. The zero Span, which
+// the helpers return when nothing is recorded, does nothing.
 type Span struct{ span trace.Span }
 
 // End ends the span; a non-nil err marks it failed with code as its error type. The error's text is
 // never recorded: it may name a secret's path.
 func (s Span) End(err error, code string) {
+	if s.span == nil {
+		return
+	}
 	if err != nil {
 		if code == "" {
 			code = errorTypeUnnamed
@@ -67,11 +75,18 @@ func (s Span) End(err error, code string) {
 }
 
 // SetAttributes adds attributes to the span.
-func (s Span) SetAttributes(kv ...attribute.KeyValue) { s.span.SetAttributes(kv...) }
+func (s Span) SetAttributes(kv ...attribute.KeyValue) {
+	if s.span != nil {
+		s.span.SetAttributes(kv...)
+	}
+}
 
 // StartSecretFetch starts the span of one secret fetch. It names the backend ("file", "env",
 // "vault") and nothing of the reference.
 func StartSecretFetch(ctx context.Context, backend string) (context.Context, Span) {
+	if !recording(ctx) {
+		return ctx, Span{}
+	}
 	ctx, span := tracerFrom(ctx).Start(ctx, spanNameSecret, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(AttrSecretBackend.String(backend)))
 	return ctx, Span{span}
@@ -79,6 +94,9 @@ func StartSecretFetch(ctx context.Context, backend string) (context.Context, Spa
 
 // StartLedger starts the span of one ledger operation ("claim", "complete").
 func StartLedger(ctx context.Context, op string) (context.Context, Span) {
+	if !recording(ctx) {
+		return ctx, Span{}
+	}
 	ctx, span := tracerFrom(ctx).Start(ctx, spanNameLedgerPref+op, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attrDBSystem.String("nats"), attrDBOperation.String(op)))
 	return ctx, Span{span}
