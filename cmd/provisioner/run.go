@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"io"
 	"runtime"
 
 	"github.com/provisioner-dev/provisioner/internal/app"
 	"github.com/provisioner-dev/provisioner/internal/config"
+	"github.com/provisioner-dev/provisioner/internal/consumer"
 	"github.com/provisioner-dev/provisioner/internal/metrics"
 )
 
@@ -47,5 +49,10 @@ func runWorker(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer stopTracing()
-	return app.Run(ctx, cfg, app.Options{Logger: logger, Build: buildInfo(), UserAgent: "provisioner/" + version, TracerProvider: tp})
+	err = app.Run(ctx, cfg, app.Options{Logger: logger, Build: buildInfo(), UserAgent: "provisioner/" + version, TracerProvider: tp})
+	var drift *consumer.DriftError
+	if errors.As(err, &drift) {
+		return usageError{err} // a configuration mistake: exit 2
+	}
+	return err
 }

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
 	"github.com/provisioner-dev/provisioner/internal/config"
 	"github.com/provisioner-dev/provisioner/internal/event"
@@ -72,7 +73,7 @@ func (e *env) resultMsg(requestID string) *jetstream.RawStreamMsg {
 		if err != nil {
 			continue
 		}
-		var r event.Result
+		var r contract.Result
 		if json.Unmarshal(m.Data, &r) == nil && r.RequestID == requestID {
 			return m
 		}
@@ -290,7 +291,7 @@ func TestRedeliveriesLinkToTheFirstDelivery(t *testing.T) {
 			req := credentialsRequest(id, "acme", "github", "file:acme/github.json")
 			req["name"] = "gh-" + id
 			body, _ := json.Marshal(req)
-			parsed, err := dec.Decode(event.KindCredentialsSubmitted, body)
+			parsed, err := dec.Decode(contract.KindCredentialsSubmitted, body)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -314,8 +315,8 @@ func TestRedeliveriesLinkToTheFirstDelivery(t *testing.T) {
 			if got := attr(first, tracing.AttrOutcome); got != "retry" {
 				t.Errorf("first delivery outcome %q, want retry", got)
 			}
-			if got := attr(first, tracing.AttrErrorCode); got != string(event.CodeLeaseUnavailable) {
-				t.Errorf("first delivery error code %q, want %s", got, event.CodeLeaseUnavailable)
+			if got := attr(first, tracing.AttrErrorCode); got != string(contract.CodeLeaseUnavailable) {
+				t.Errorf("first delivery error code %q, want %s", got, contract.CodeLeaseUnavailable)
 			}
 			for _, p := range procs[1:] {
 				if len(p.Links) != 1 {

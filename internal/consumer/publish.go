@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/provisioner-dev/provisioner/internal/event"
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/tracing"
 )
 
@@ -51,7 +51,7 @@ func NewPublisher(js jetstream.JetStream, t Topology, source string) *Publisher 
 // earlier publish, which is the same thing for the caller). With tracing on, the result's publish
 // span (a child of ctx's) is what its headers carry; with tracing off, the request's traceparent,
 // or a new one.
-func (p *Publisher) PublishResult(ctx context.Context, res *event.Result, traceparent string) (err error) {
+func (p *Publisher) PublishResult(ctx context.Context, res *contract.Result, traceparent string) (err error) {
 	body, err := json.Marshal(res)
 	if err != nil {
 		return fmt.Errorf("encode result: %w", err)
@@ -82,7 +82,7 @@ func (p *Publisher) PublishResult(ctx context.Context, res *event.Result, tracep
 
 // DeadLetter describes why a request is dead-lettered.
 type DeadLetter struct {
-	Reason     event.Code
+	Reason     contract.Code
 	Error      string
 	RequestID  string
 	Deliveries uint64

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/logattr"
 	"github.com/provisioner-dev/provisioner/internal/provision"
@@ -205,7 +206,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	suffix, _ := strings.CutPrefix(msg.Subject(), w.cfg.Topology.SubjectPrefix+".requests.")
-	kind := event.KindFromSuffix(suffix)
+	kind := contract.KindFromSuffix(suffix)
 	delivery := int(meta.NumDelivered)
 	final := delivery >= w.cfg.Policy.MaxDeliver
 	w.metrics.RequestReceived(string(kind), delivery > 1)
@@ -241,8 +242,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 			id = "seq-" + strconv.FormatUint(meta.Sequence.Stream, 10)
 		}
 		code, _ := event.CodeOf(err)
-		if kind == event.KindUnknown {
-			kind = event.KindCredentialsSubmitted // error results of unknown subjects use source_create_error
+		if kind == contract.KindUnknown {
+			kind = contract.KindCredentialsSubmitted // error results of unknown subjects use source_create_error
 		}
 		logger.Warn("invalid request", "request_id", id, "code", code, "error", err)
 		dec = provision.Decision{
