@@ -108,7 +108,7 @@ func processSpans(t *testing.T, exp *tracetest.InMemoryExporter, requestID strin
 func attr(s tracetest.SpanStub, key attribute.Key) string {
 	for _, a := range s.Attributes {
 		if a.Key == key {
-			return a.Value.Emit()
+			return a.Value.String()
 		}
 	}
 	return ""
@@ -350,7 +350,7 @@ func dumpSpans(t *testing.T, spans tracetest.SpanStubs) string {
 	var b strings.Builder
 	kvs := func(kv []attribute.KeyValue) {
 		for _, a := range kv {
-			fmt.Fprintf(&b, " %s=%s", a.Key, a.Value.Emit())
+			fmt.Fprintf(&b, " %s=%s", a.Key, a.Value.String())
 		}
 	}
 	for _, s := range spans {

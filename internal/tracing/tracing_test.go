@@ -281,7 +281,7 @@ func TestHTTPTransport(t *testing.T) {
 			var status string
 			for _, a := range s.Attributes {
 				if a.Key == "http.response.status_code" {
-					status = a.Value.Emit()
+					status = a.Value.String()
 				}
 			}
 			if status != "204" {
@@ -312,7 +312,7 @@ func TestDomainSpansRecordCodesNotText(t *testing.T) {
 	for _, sp := range spans {
 		text := sp.Status.Description
 		for _, a := range sp.Attributes {
-			text += " " + string(a.Key) + "=" + a.Value.Emit()
+			text += " " + string(a.Key) + "=" + a.Value.String()
 		}
 		for _, ev := range sp.Events {
 			text += " " + ev.Name
@@ -335,7 +335,7 @@ func TestDomainSpansRecordCodesNotText(t *testing.T) {
 
 func hasAttr(s tracetest.SpanStub, key, value string) bool {
 	for _, a := range s.Attributes {
-		if string(a.Key) == key && a.Value.Emit() == value {
+		if string(a.Key) == key && a.Value.String() == value {
 			return true
 		}
 	}

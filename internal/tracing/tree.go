@@ -141,7 +141,7 @@ func details(s sdktrace.ReadOnlySpan) string {
 	}
 	vals := map[string]string{}
 	for _, a := range s.Attributes() {
-		vals[string(a.Key)] = a.Value.Emit()
+		vals[string(a.Key)] = a.Value.String()
 	}
 	var b strings.Builder
 	for _, k := range show {
