@@ -23,6 +23,7 @@ import (
 	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/ledger"
 	"github.com/provisioner-dev/provisioner/internal/tracing"
+	"github.com/provisioner-dev/provisioner/internal/tracing/natstrace"
 )
 
 // recordTraces makes every replica started from now on record its spans, and returns the exporter
@@ -100,7 +101,7 @@ func processSpans(t *testing.T, exp *tracetest.InMemoryExporter, requestID strin
 		return final
 	})
 	slices.SortFunc(out, func(a, b tracetest.SpanStub) int {
-		return strings.Compare(attr(a, tracing.AttrDeliveryCount), attr(b, tracing.AttrDeliveryCount))
+		return strings.Compare(attr(a, natstrace.AttrDeliveryCount), attr(b, natstrace.AttrDeliveryCount))
 	})
 	return out
 }
@@ -177,13 +178,13 @@ func TestOneTraceFromPublishToResult(t *testing.T) {
 				t.Fatalf("a request without context got parent %v, want a new trace", proc.Parent)
 			}
 			want := map[attribute.Key]string{
-				tracing.AttrMessagingSystem: "nats", tracing.AttrDestination: "provisioner.requests.credentials.submitted",
-				tracing.AttrConsumerGroup: "provisioner", tracing.AttrOperationType: "process",
-				tracing.AttrDeliveryCount: "1", tracing.AttrStream: "PROVISIONER_REQUESTS", tracing.AttrOutcome: "created",
+				natstrace.AttrMessagingSystem: "nats", natstrace.AttrDestination: "provisioner.requests.credentials.submitted",
+				natstrace.AttrConsumerGroup: "provisioner", natstrace.AttrOperationType: "process",
+				natstrace.AttrDeliveryCount: "1", natstrace.AttrStream: "PROVISIONER_REQUESTS", tracing.AttrOutcome: "created",
 				tracing.AttrRequestID: id, tracing.AttrWorkspace: "acme",
 			}
 			if tc.withContext { // the app set Nats-Msg-Id
-				want[tracing.AttrMessageID] = id
+				want[natstrace.AttrMessageID] = id
 			}
 			wantAttrs(t, proc, want)
 			if proc.SpanKind != trace.SpanKindConsumer || len(proc.Links) != 0 {
@@ -210,8 +211,8 @@ func TestOneTraceFromPublishToResult(t *testing.T) {
 			wantAttrs(t, kids["POST connectors_create"][0], map[attribute.Key]string{"http.request.method": "POST", "http.response.status_code": "200"})
 			pub := kids["publish provisioner.results.source_created"][0]
 			wantAttrs(t, pub, map[attribute.Key]string{
-				tracing.AttrMessagingSystem: "nats", tracing.AttrOperationType: "send",
-				tracing.AttrDestination: "provisioner.results.source_created", tracing.AttrMessageID: id + ":source_created",
+				natstrace.AttrMessagingSystem: "nats", natstrace.AttrOperationType: "send",
+				natstrace.AttrDestination: "provisioner.results.source_created", natstrace.AttrMessageID: id + ":source_created",
 			})
 			if pub.SpanKind != trace.SpanKindProducer {
 				t.Errorf("result publish span kind %v, want producer", pub.SpanKind)
@@ -309,8 +310,8 @@ func TestRedeliveriesLinkToTheFirstDelivery(t *testing.T) {
 				t.Fatalf("%d deliveries traced, want a redelivery", len(procs))
 			}
 			first := procs[0]
-			if attr(first, tracing.AttrDeliveryCount) != "1" || len(first.Links) != 0 {
-				t.Fatalf("first delivery span: delivery %s, %d links", attr(first, tracing.AttrDeliveryCount), len(first.Links))
+			if attr(first, natstrace.AttrDeliveryCount) != "1" || len(first.Links) != 0 {
+				t.Fatalf("first delivery span: delivery %s, %d links", attr(first, natstrace.AttrDeliveryCount), len(first.Links))
 			}
 			if got := attr(first, tracing.AttrOutcome); got != "retry" {
 				t.Errorf("first delivery outcome %q, want retry", got)
@@ -320,11 +321,11 @@ func TestRedeliveriesLinkToTheFirstDelivery(t *testing.T) {
 			}
 			for _, p := range procs[1:] {
 				if len(p.Links) != 1 {
-					t.Fatalf("delivery %s has %d links, want 1", attr(p, tracing.AttrDeliveryCount), len(p.Links))
+					t.Fatalf("delivery %s has %d links, want 1", attr(p, natstrace.AttrDeliveryCount), len(p.Links))
 				}
 				l := p.Links[0]
 				if !l.SpanContext.Equal(first.SpanContext.WithTraceFlags(l.SpanContext.TraceFlags())) {
-					t.Errorf("delivery %s links to %v, want the first delivery %v", attr(p, tracing.AttrDeliveryCount), l.SpanContext, first.SpanContext)
+					t.Errorf("delivery %s links to %v, want the first delivery %v", attr(p, natstrace.AttrDeliveryCount), l.SpanContext, first.SpanContext)
 				}
 				if len(l.Attributes) != 1 || l.Attributes[0] != tracing.AttrLinkFirstDelivery.String("first_delivery") {
 					t.Errorf("link attributes %v", l.Attributes)

@@ -8,113 +8,37 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/provisioner-dev/provisioner/internal/tracing/natstrace"
 )
 
-// Messaging attributes, after OpenTelemetry's messaging semantic conventions. The conventions have
-// no value of messaging.system for NATS and no generic delivery count; like their vendor-specific
-// ones (messaging.servicebus.message.delivery_count) the NATS-specific attributes are under
-// messaging.nats.
-const (
-	AttrMessagingSystem       = attribute.Key("messaging.system")
-	AttrDestination           = attribute.Key("messaging.destination.name")
-	AttrConsumerGroup         = attribute.Key("messaging.consumer.group.name")
-	AttrMessageID             = attribute.Key("messaging.message.id")
-	AttrOperationType         = attribute.Key("messaging.operation.type")
-	AttrOperationName         = attribute.Key("messaging.operation.name")
-	AttrBodySize              = attribute.Key("messaging.message.body.size")
-	AttrDeliveryCount         = attribute.Key("messaging.nats.message.delivery_count")
-	AttrStream                = attribute.Key("messaging.nats.stream.name")
-	AttrStreamSequence        = attribute.Key("messaging.nats.stream.sequence")
-	AttrLinkFirstDelivery     = attribute.Key("messaging.nats.link")
-	linkFirstDelivery         = "first_delivery"
-	operationSend             = "send"
-	operationProcess          = "process"
-	operationNamePublish      = "publish"
-	operationNameProcess      = "process"
-	messagingSystemNATS       = "nats"
-	headerNATSMsgID           = "Nats-Msg-Id"
-	firstDeliverySeedUnsetVal = ""
-)
+// AttrLinkFirstDelivery marks a redelivery's link to the first delivery (value "first_delivery").
+const AttrLinkFirstDelivery = attribute.Key("messaging.nats.link")
 
-// MessagingSystem is messaging.system=nats.
-var MessagingSystem = AttrMessagingSystem.String(messagingSystemNATS)
-
-// HeaderCarrier carries W3C trace context in NATS message headers. NATS header names are case
-// sensitive; traceparent, tracestate and baggage are written and read in lower case, as W3C and
-// every other OpenTelemetry carrier spells them.
-type HeaderCarrier nats.Header
-
-var _ propagation.TextMapCarrier = HeaderCarrier{}
-
-// Get returns the first value of key.
-func (c HeaderCarrier) Get(key string) string { return nats.Header(c).Get(key) }
-
-// Set replaces key's values with value.
-func (c HeaderCarrier) Set(key, value string) { nats.Header(c).Set(key, value) }
-
-// Keys lists the header names.
-func (c HeaderCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	return keys
-}
-
-// propagator is W3C trace context and W3C baggage. It holds no state.
-var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
-
-// Inject writes ctx's span context and baggage into h (traceparent, tracestate, baggage). With no
-// valid span in ctx it writes no traceparent.
-func Inject(ctx context.Context, h nats.Header) {
-	propagator.Inject(ctx, HeaderCarrier(h))
-}
-
-// Extract returns ctx with the remote span context and baggage h carries, if any.
-func Extract(ctx context.Context, h nats.Header) context.Context {
-	if len(h) == 0 {
-		return ctx
-	}
-	return propagator.Extract(ctx, HeaderCarrier(h))
-}
+const linkFirstDelivery = "first_delivery"
 
 // StartPublish starts the producer span of publishing msg and injects its context into msg's
-// headers, so the receiver continues the trace. tp nil means the provider of the span in ctx. The
-// span's attributes follow the messaging conventions (operation type send, destination = subject,
-// message id = Nats-Msg-Id). End it with the publish's error once the PubAck (or failure) is in.
-// With tp nil and no recording span in ctx, no span is started.
+// headers (see natstrace.StartPublish). tp nil means the provider of the span in ctx; with tp nil
+// and no recording span in ctx no span is started, and an unsampled context is passed on as it is.
 func StartPublish(ctx context.Context, tp trace.TracerProvider, msg *nats.Msg) (context.Context, Span) {
-	if msg.Header == nil {
-		msg.Header = nats.Header{}
-	}
 	var tracer trace.Tracer
 	switch {
 	case tp != nil:
 		tracer = tp.Tracer(ScopeName)
 	case recording(ctx):
 		tracer = tracerFrom(ctx)
-	default: // nothing to record; pass on whatever context there is (an unsampled one)
+	default:
+		if msg.Header == nil {
+			msg.Header = nats.Header{}
+		}
 		if trace.SpanContextFromContext(ctx).IsValid() {
-			Inject(ctx, msg.Header)
+			natstrace.Inject(ctx, msg.Header)
 		}
 		return ctx, Span{}
 	}
-	attrs := []attribute.KeyValue{
-		MessagingSystem,
-		AttrDestination.String(msg.Subject),
-		AttrOperationType.String(operationSend),
-		AttrOperationName.String(operationNamePublish),
-		AttrBodySize.Int(len(msg.Data)),
-	}
-	if id := msg.Header.Get(headerNATSMsgID); id != "" {
-		attrs = append(attrs, AttrMessageID.String(id))
-	}
-	ctx, span := tracer.Start(ctx, operationNamePublish+" "+msg.Subject,
-		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
-	Inject(ctx, msg.Header)
+	ctx, span := natstrace.StartPublish(ctx, tracer, msg)
 	return ctx, Span{span}
 }
 
@@ -146,20 +70,20 @@ func StartProcess(ctx context.Context, tp trace.TracerProvider, d Delivery) (con
 	if !active(tp) {
 		return ctx, ProcessSpan{trace.SpanFromContext(ctx)}
 	}
-	parent := Extract(ctx, d.Header)
+	parent := natstrace.Extract(ctx, d.Header)
 	attrs := []attribute.KeyValue{
-		MessagingSystem,
-		AttrDestination.String(d.Subject),
-		AttrConsumerGroup.String(d.Consumer),
-		AttrOperationType.String(operationProcess),
-		AttrOperationName.String(operationNameProcess),
-		AttrDeliveryCount.Int(d.Number),
-		AttrStream.String(d.Stream),
-		AttrStreamSequence.Int64(int64(d.Sequence)),
-		AttrBodySize.Int(d.BodySize),
+		natstrace.MessagingSystem,
+		natstrace.AttrDestination.String(d.Subject),
+		natstrace.AttrConsumerGroup.String(d.Consumer),
+		natstrace.AttrOperationType.String(natstrace.OperationProcess),
+		natstrace.AttrOperationName.String("process"),
+		natstrace.AttrDeliveryCount.Int(d.Number),
+		natstrace.AttrStream.String(d.Stream),
+		natstrace.AttrStreamSequence.Int64(int64(d.Sequence)),
+		natstrace.AttrBodySize.Int(d.BodySize),
 	}
-	if id := d.Header.Get(headerNATSMsgID); id != "" {
-		attrs = append(attrs, AttrMessageID.String(id))
+	if id := d.Header.Get(natstrace.HeaderMsgID); id != "" {
+		attrs = append(attrs, natstrace.AttrMessageID.String(id))
 	}
 	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...)}
 	seed := deliverySeed(d.Stream, d.Sequence, d.Stored)
@@ -171,9 +95,9 @@ func StartProcess(ctx context.Context, tp trace.TracerProvider, d Delivery) (con
 	} else {
 		parent = context.WithValue(parent, firstDeliveryKey{}, seed)
 	}
-	ctx, span := tp.Tracer(ScopeName).Start(parent, operationNameProcess+" "+d.Subject, opts...)
+	ctx, span := tp.Tracer(ScopeName).Start(parent, "process "+d.Subject, opts...)
 	// children get ordinary ids
-	ctx = context.WithValue(ctx, firstDeliveryKey{}, firstDeliverySeedUnsetVal)
+	ctx = context.WithValue(ctx, firstDeliveryKey{}, "")
 	return ctx, ProcessSpan{span}
 }
 

@@ -22,10 +22,12 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/provisioner-dev/provisioner/internal/tracing/natstrace"
 )
 
 // ScopeName is the instrumentation scope of every span this package starts.
-const ScopeName = "github.com/provisioner-dev/provisioner"
+const ScopeName = natstrace.ScopeName
 
 // Attribute keys of the provisioner's own span attributes (the messaging ones are in messaging.go).
 const (

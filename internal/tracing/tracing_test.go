@@ -22,8 +22,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/provisioner-dev/provisioner/internal/natsembed/natsembedtest"
 	"github.com/provisioner-dev/provisioner/internal/tracing"
+	"github.com/provisioner-dev/provisioner/internal/tracing/natstrace"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -33,59 +33,6 @@ func recorder(t testing.TB, opts ...sdktrace.TracerProviderOption) (*tracetest.I
 	tp := tracing.NewProvider(append([]sdktrace.TracerProviderOption{sdktrace.WithSyncer(exp)}, opts...)...)
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	return exp, tp
-}
-
-// W3C trace context and baggage cross a real NATS server in message headers, exactly.
-func TestContextTravelsInNATSHeaders(t *testing.T) {
-	srv := natsembedtest.Start(t)
-	nc, _ := srv.Connect(t)
-	sub, err := nc.SubscribeSync("ctx.>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, tp := recorder(t)
-
-	member, _ := baggage.NewMember("tenant", "acme")
-	bag, _ := baggage.New(member)
-	state, _ := trace.ParseTraceState("vendor=opaque")
-	remote := trace.NewSpanContext(trace.SpanContextConfig{
-		TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, TraceFlags: trace.FlagsSampled, TraceState: state, Remote: true,
-	})
-	cases := []struct {
-		name        string
-		ctx         context.Context
-		wantContext bool
-	}{
-		{"no context", context.Background(), false},
-		{"a span", func() context.Context { ctx, _ := tp.Tracer("t").Start(context.Background(), "s"); return ctx }(), true},
-		{"a span with tracestate", trace.ContextWithRemoteSpanContext(context.Background(), remote), true},
-		{"baggage", baggage.ContextWithBaggage(trace.ContextWithRemoteSpanContext(context.Background(), remote), bag), true},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			msg := &nats.Msg{Subject: "ctx.test", Header: nats.Header{}}
-			tracing.Inject(tc.ctx, msg.Header)
-			if err := nc.PublishMsg(msg); err != nil {
-				t.Fatal(err)
-			}
-			got, err := sub.NextMsg(5 * time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx := tracing.Extract(context.Background(), got.Header)
-			want := trace.SpanContextFromContext(tc.ctx)
-			sc := trace.SpanContextFromContext(ctx)
-			if sc.IsValid() != tc.wantContext {
-				t.Fatalf("extracted %v, want valid=%v (headers %v)", sc, tc.wantContext, got.Header)
-			}
-			if tc.wantContext && !sc.Equal(want.WithRemote(true)) {
-				t.Errorf("extracted %v, want %v", sc, want)
-			}
-			if gotBag, wantBag := baggage.FromContext(ctx).String(), baggage.FromContext(tc.ctx).String(); gotBag != wantBag {
-				t.Errorf("baggage %q, want %q", gotBag, wantBag)
-			}
-		})
-	}
 }
 
 func TestOn(t *testing.T) {
@@ -360,7 +307,7 @@ func TestRenderTree(t *testing.T) {
 		span(6, 2, "publish provisioner.results.source_created", trace.SpanKindProducer, 40*time.Millisecond, 41*time.Millisecond),
 		span(1, 0, "publish provisioner.requests.credentials.submitted", trace.SpanKindProducer, 0, 900*time.Microsecond),
 		span(2, 1, "process provisioner.requests.credentials.submitted", trace.SpanKindConsumer, 2*time.Millisecond, 42*time.Millisecond,
-			tracing.AttrRequestID.String("req-1"), tracing.AttrWorkspace.String("acme"), tracing.AttrDeliveryCount.Int(2), tracing.AttrOutcome.String("created")),
+			tracing.AttrRequestID.String("req-1"), tracing.AttrWorkspace.String("acme"), natstrace.AttrDeliveryCount.Int(2), tracing.AttrOutcome.String("created")),
 		span(3, 2, "ledger claim", trace.SpanKindClient, 3*time.Millisecond, 4*time.Millisecond, tracing.AttrLedgerOutcome.String("took_over")),
 		span(4, 2, "secret fetch", trace.SpanKindClient, 5*time.Millisecond, 6*time.Millisecond, tracing.AttrSecretBackend.String("file")),
 		span(5, 2, "POST connectors_create", trace.SpanKindClient, 7*time.Millisecond, 1207*time.Millisecond, attribute.Int("http.response.status_code", 200)),
@@ -405,31 +352,4 @@ func TestTreePrinterPrintsOnVerdict(t *testing.T) {
 		!strings.Contains(got, "code=lease_unavailable") || !strings.Contains(got, "links=1") {
 		t.Errorf("tree:\n%s", got)
 	}
-}
-
-// Whatever the headers say, extracting never panics, and a context it accepts travels on intact.
-func FuzzExtract(f *testing.F) {
-	f.Add("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "congo=t61rcWkgMzE", "tenant=acme")
-	f.Add("00-00000000000000000000000000000000-0000000000000000-00", "", "")
-	f.Add("ff-zz", "=,=,", "%%%;;;")
-	f.Fuzz(func(t *testing.T, traceparent, tracestate, bag string) {
-		h := nats.Header{}
-		h.Set("traceparent", traceparent)
-		h.Set("tracestate", tracestate)
-		h.Set("baggage", bag)
-		ctx := tracing.Extract(context.Background(), h)
-		sc := trace.SpanContextFromContext(ctx)
-		again := nats.Header{}
-		tracing.Inject(ctx, again)
-		if !sc.IsValid() {
-			if again.Get("traceparent") != "" {
-				t.Fatalf("an invalid context injected traceparent %q", again.Get("traceparent"))
-			}
-			return
-		}
-		sc2 := trace.SpanContextFromContext(tracing.Extract(context.Background(), again))
-		if !sc.Equal(sc2) {
-			t.Fatalf("round trip changed %v into %v", sc, sc2)
-		}
-	})
 }

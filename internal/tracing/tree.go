@@ -12,6 +12,8 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/provisioner-dev/provisioner/internal/tracing/natstrace"
 )
 
 // TreePrinter is a span processor that prints a compact tree of a trace's spans when a delivery
@@ -131,7 +133,7 @@ func details(s sdktrace.ReadOnlySpan) string {
 	}{
 		{string(AttrRequestID), "request"},
 		{string(AttrWorkspace), "workspace"},
-		{string(AttrDeliveryCount), "delivery"},
+		{string(natstrace.AttrDeliveryCount), "delivery"},
 		{string(AttrOutcome), "outcome"},
 		{string(AttrErrorCode), "code"},
 		{string(AttrSecretBackend), "backend"},
