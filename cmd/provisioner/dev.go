@@ -71,7 +71,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 
-	sb := sandbox.New(sandbox.Config{Logger: logger.With("component", "sandbox")})
+	sb := sandbox.New(sandbox.Config{StrictAuth: true, Logger: logger.With("component", "sandbox")})
 	sbCtx, stopSandbox := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSandbox()
 	sandboxURL, sandboxDone, err := sb.Serve(sbCtx, *sandboxListen)
@@ -202,7 +202,7 @@ func publishDemo(ctx context.Context, js jetstream.JetStream, subject func(strin
 		data, _ := json.Marshal(b.body)
 		msg := &nats.Msg{Subject: subject(b.suffix), Data: data, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, b.body["id"].(string))
-		pubCtx, span := tracing.StartPublish(ctx, tp, msg)
+		pubCtx, span := tracing.StartPublish(ctx, tp, msg, "")
 		_, err := js.PublishMsg(pubCtx, msg)
 		span.End(err, "")
 		if err != nil {

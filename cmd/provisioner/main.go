@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+
+	"github.com/provisioner-dev/provisioner/client"
 )
 
 // Set at build time: -ldflags "-X main.version=... -X main.commit=...".
@@ -29,6 +31,8 @@ const (
 	exitOK     = 0
 	exitFailed = 1
 	exitUsage  = 2
+	// exitTimeout: publish --wait or results --id saw no verdict in time.
+	exitTimeout = 3
 )
 
 // usageError is a configuration or usage mistake: exit code 2.
@@ -83,6 +87,9 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		case errors.As(err, &ue):
 			fmt.Fprintf(stderr, "provisioner %s: %v\n", c.name, err)
 			return exitUsage
+		case errors.Is(err, client.ErrTimeout):
+			fmt.Fprintf(stderr, "provisioner %s: %v\n", c.name, err)
+			return exitTimeout
 		default:
 			fmt.Fprintf(stderr, "provisioner %s: %v\n", c.name, err)
 			return exitFailed

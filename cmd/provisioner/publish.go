@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,7 +13,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/provisioner-dev/provisioner/client"
 	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/tracing"
@@ -39,6 +42,9 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	replication := fs.String("replication-config", "", "non-secret connector settings as a JSON object")
 	region := fs.String("region-id", "", "region of a new workspace (onboarded)")
 	noValidate := fs.Bool("no-validate", false, "publish even if the request breaks the schema (to test the worker's error path)")
+	wait := fs.Bool("wait", false, "wait for the request's verdict and print it; exit 0 on success, 1 on an error verdict, 3 on timeout")
+	timeout := fs.Duration("timeout", time.Minute, "with --wait: how long to wait for the verdict (0 = no limit)")
+	asJSON := fs.Bool("json", false, "with --wait: print the verdict as one JSON line")
 
 	// the kind may come first: publish credentials --workspace ...
 	kind := ""
@@ -95,45 +101,92 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		body, _ = json.Marshal(req)
 	}
-	reqID := ""
-	if !*noValidate {
+	if !*noValidate { // before connecting: a bad request is a usage error wherever NATS is
 		dec, err := event.NewDecoder()
 		if err != nil {
 			return err
 		}
-		r, err := dec.Decode(k, body)
-		if err != nil {
+		if _, err := dec.Decode(k, body); err != nil {
 			return usagef("request is invalid: %v", err)
 		}
-		reqID = r.ID()
 	}
-
 	tp, stopTracing, err := startTracing(ctx, "", stderr)
 	if err != nil {
 		return err
 	}
 	defer stopTracing()
-	nc, js, err := cf.connect(stderr)
+	nc, _, err := cf.connect(stderr)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	msg := &nats.Msg{Subject: cf.topology().RequestSubject(k.SubjectSuffix()), Data: body, Header: nats.Header{}}
-	if reqID != "" {
-		// a second publish of the same request within the duplicate window is dropped by JetStream
-		msg.Header.Set(jetstream.MsgIDHeader, reqID)
+	c, err := cf.client(nc, client.WithTracerProvider(tp)) // the request's trace starts here
+	if err != nil {
+		return err
 	}
-	msg.Header.Set("content-type", "application/json")
-	pubCtx, span := tracing.StartPublish(ctx, tp, msg) // the request's trace starts here
-	ack, err := js.PublishMsg(pubCtx, msg)
-	span.End(err, "")
+	var sub *client.Submission
+	if *noValidate {
+		sub, err = publishUnvalidated(ctx, nc, cf.topology().RequestSubject(k.SubjectSuffix()), body, tp)
+	} else {
+		sub, err = c.SubmitJSON(ctx, k, body)
+	}
+	var invalid *client.InvalidRequestError
+	if errors.As(err, &invalid) {
+		return usagef("request is invalid: %v", invalid.Err)
+	}
 	if err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
 	dup := ""
-	if ack.Duplicate {
+	if sub.Duplicate {
 		dup = " (duplicate: already published)"
 	}
-	fmt.Fprintf(stdout, "published request %s to %s (stream %s, seq %d)%s\n", reqID, msg.Subject, ack.Stream, ack.Sequence, dup)
-	return nil
+	fmt.Fprintf(stdout, "published request %s to %s (stream %s, seq %d)%s\n", sub.RequestID, sub.Subject, sub.Stream, sub.Sequence, dup)
+	if !*wait {
+		return nil
+	}
+	if sub.RequestID == "" {
+		return usagef("--wait: the request has no readable id")
+	}
+	return awaitVerdict(ctx, c, sub.RequestID, *timeout, *asJSON, stdout)
+}
+
+// publishUnvalidated publishes body as it is, with Nats-Msg-Id = its id if it has a readable one.
+func publishUnvalidated(ctx context.Context, nc *nats.Conn, subject string, body []byte, tp trace.TracerProvider) (*client.Submission, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
+	id, _ := event.PeekID(body)
+	if id != "" {
+		msg.Header.Set(jetstream.MsgIDHeader, id)
+	}
+	msg.Header.Set("content-type", "application/json")
+	ctx, span := tracing.StartPublish(ctx, tp, msg, "")
+	ack, err := js.PublishMsg(ctx, msg)
+	span.End(err, "")
+	if err != nil {
+		return nil, err
+	}
+	return &client.Submission{RequestID: id, Subject: subject, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// awaitVerdict prints a request's verdict and returns nil for a success, a *client.ResultError for
+// an error verdict (exit 1) and an error matching client.ErrTimeout when none came in time (exit 3).
+func awaitVerdict(ctx context.Context, c *client.Client, requestID string, timeout time.Duration, asJSON bool, stdout io.Writer) error {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	res, err := c.Await(ctx, requestID)
+	if res != nil {
+		data, merr := json.Marshal(res)
+		if merr != nil {
+			return merr
+		}
+		printResult(stdout, data, asJSON)
+	}
+	return err
 }

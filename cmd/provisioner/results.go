@@ -18,14 +18,26 @@ func runResults(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cf.register(fs)
 	asJSON := fs.Bool("json", false, "print each result as one JSON line")
 	all := fs.Bool("all", false, "start from the oldest stored result instead of new ones")
+	id := fs.String("id", "", "print this request's verdict (waiting for it if needed) and exit: 0 success, 1 error verdict, 3 timeout")
+	timeout := fs.Duration("timeout", time.Minute, "with --id: how long to wait for the verdict (0 = no limit)")
 	if err := cf.parse(fs, args); err != nil {
 		return err
+	}
+	if *id != "" && *all {
+		return usagef("--id and --all do not go together")
 	}
 	nc, js, err := cf.connect(stderr)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	if *id != "" {
+		c, err := cf.client(nc)
+		if err != nil {
+			return err
+		}
+		return awaitVerdict(ctx, c, *id, *timeout, *asJSON, stdout)
+	}
 	return followResults(ctx, js, cf.topology(), *all, *asJSON, stdout)
 }
 

@@ -103,8 +103,8 @@ func TestDevTracesPrintsEachRequestsSpanTree(t *testing.T) {
 		{"└─ process provisioner.requests.credentials.submitted ", 3},
 		{"secret fetch ", 3},
 		{"POST connectors_create ", 2},
-		{"publish provisioner.results.source_created ", 2},
-		{"publish provisioner.results.workspace_ready ", 1},
+		{"publish provisioner.results.source_created.{request} ", 2},
+		{"publish provisioner.results.workspace_ready.{request} ", 1},
 		{"outcome=permanent_error code=secret_not_found", 1},
 	} {
 		if n := strings.Count(out, want.line); n != want.count {

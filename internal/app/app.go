@@ -210,7 +210,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	client, err := airbyte.New(airbyte.Config{
 		BaseURL: cfg.AirbyteURL, ClientID: cfg.AirbyteClientID, ClientSecret: clientSecret,
 		OrganizationID: cfg.AirbyteOrganizationID, Timeout: cfg.AirbyteTimeout, UserAgent: opts.UserAgent,
-		MaxConns: cfg.Concurrency * 2, RateLimit: cfg.AirbyteRateLimit,
+		MaxConns: cfg.Concurrency * 2, RateLimit: cfg.AirbyteRateLimit, ConnectorToken: cfg.AirbyteConnectorToken,
 		WrapTransport: func(next http.RoundTripper) http.RoundTripper {
 			return tracing.HTTPTransport(m.InstrumentTransport(next, airbyte.Operation), airbyte.Operation)
 		},

@@ -66,8 +66,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// newEnv starts NATS and a sandbox in strict-auth mode: the provisioner's own traffic must carry
+// the token Airbyte documents for each operation.
 func newEnv(t *testing.T, sb sandbox.Config) *env {
 	t.Helper()
+	sb.StrictAuth = true
 	e := &env{t: t, nats: natsembedtest.Start(t), secrets: t.TempDir(), logs: &syncBuffer{}}
 	e.sandbox, e.baseURL = sandboxtest.Start(t, sb)
 	e.nc, e.js = e.nats.Connect(t)

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
@@ -17,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/provisioner-dev/provisioner/client"
 	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
 	"github.com/provisioner-dev/provisioner/internal/config"
@@ -36,26 +36,30 @@ func (e *env) recordTraces() (*tracetest.InMemoryExporter, *tracing.Provider) {
 	return exp, tp
 }
 
-// publishTraced publishes a request as an app would with tracing: in a producer span of its own,
-// with baggage, the context injected into the message's headers. It returns the producer span's
-// context.
-func (e *env) publishTraced(tp trace.TracerProvider, suffix string, body any) trace.SpanContext {
+// publishTraced submits a credentials request with the public client, as an app with tracing
+// does: in a producer span of the client's, with the app's baggage, the context in the request's
+// headers. It returns the producer span's context.
+func (e *env) publishTraced(tp trace.TracerProvider, exp *tracetest.InMemoryExporter, req map[string]any) trace.SpanContext {
 	e.t.Helper()
-	data, _ := json.Marshal(body)
+	body, _ := json.Marshal(req)
 	member, _ := baggage.NewMember("tenant", "acme-tenant")
 	bag, _ := baggage.New(member)
 	ctx := baggage.ContextWithBaggage(context.Background(), bag)
-	msg := &nats.Msg{Subject: "provisioner.requests." + suffix, Data: data, Header: nats.Header{}}
-	if m, ok := body.(map[string]any); ok {
-		msg.Header.Set(jetstream.MsgIDHeader, m["id"].(string))
-	}
-	ctx, span := tracing.StartPublish(ctx, tp, msg)
-	_, err := e.js.PublishMsg(ctx, msg)
-	span.End(err, "")
+	c, err := client.New(e.nc, client.WithTracerProvider(tp))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return trace.SpanContextFromContext(ctx)
+	sub, err := c.SubmitJSON(ctx, contract.KindCredentialsSubmitted, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, s := range exp.GetSpans() {
+		if s.SpanKind == trace.SpanKindProducer && attr(s, natstrace.AttrMessageID) == sub.RequestID {
+			return s.SpanContext
+		}
+	}
+	e.t.Fatalf("the client made no producer span for %s", sub.RequestID)
+	return trace.SpanContext{}
 }
 
 // resultMsg returns the stored result message of a request.
@@ -136,7 +140,7 @@ func wantAttrs(t *testing.T, s tracetest.SpanStub, want map[attribute.Key]string
 	}
 }
 
-// One trace runs from the app's publish to the result: the worker continues the request's context,
+// One trace runs from the app's publish (with the public client) to the result: the worker continues the request's context,
 // its spans form the expected tree with the messaging attributes, and the result's headers carry
 // the context of the result's own publish span (and the app's baggage), so the app's trace
 // continues from the verdict. A request without context starts a new trace of its own.
@@ -160,7 +164,7 @@ func TestOneTraceFromPublishToResult(t *testing.T) {
 			req["name"] = "gh-" + id
 			var producer trace.SpanContext
 			if tc.withContext {
-				producer = e.publishTraced(tp, "credentials.submitted", req)
+				producer = e.publishTraced(tp, exp, req)
 			} else {
 				e.publish("credentials.submitted", req)
 			}
@@ -198,7 +202,7 @@ func TestOneTraceFromPublishToResult(t *testing.T) {
 				}
 			}
 			kids := children(spans, proc.SpanContext)
-			for _, name := range []string{"ledger claim", "secret fetch", "POST connectors_create", "ledger complete", "publish provisioner.results.source_created"} {
+			for _, name := range []string{"ledger claim", "secret fetch", "POST connectors_create", "ledger complete", "publish provisioner.results.source_created.{request}"} {
 				if len(kids[name]) != 1 {
 					t.Errorf("%d %q spans under the process span, want 1 (children: %v)", len(kids[name]), name, keys(kids))
 				}
@@ -209,10 +213,11 @@ func TestOneTraceFromPublishToResult(t *testing.T) {
 			wantAttrs(t, kids["ledger claim"][0], map[attribute.Key]string{tracing.AttrLedgerOutcome: "claimed"})
 			wantAttrs(t, kids["secret fetch"][0], map[attribute.Key]string{tracing.AttrSecretBackend: "file"})
 			wantAttrs(t, kids["POST connectors_create"][0], map[attribute.Key]string{"http.request.method": "POST", "http.response.status_code": "200"})
-			pub := kids["publish provisioner.results.source_created"][0]
+			pub := kids["publish provisioner.results.source_created.{request}"][0]
 			wantAttrs(t, pub, map[attribute.Key]string{
 				natstrace.AttrMessagingSystem: "nats", natstrace.AttrOperationType: "send",
-				natstrace.AttrDestination: "provisioner.results.source_created", natstrace.AttrMessageID: id + ":source_created",
+				natstrace.AttrDestination: "provisioner.results.source_created." + id, natstrace.AttrDestinationTmpl: "provisioner.results.source_created.{request}",
+				natstrace.AttrMessageID: id + ":source_created",
 			})
 			if pub.SpanKind != trace.SpanKindProducer {
 				t.Errorf("result publish span kind %v, want producer", pub.SpanKind)
@@ -301,7 +306,7 @@ func TestRedeliveriesLinkToTheFirstDelivery(t *testing.T) {
 				t.Fatalf("pre-claim: %+v, %v", c, err)
 			}
 			if withContext {
-				e.publishTraced(tp, "credentials.submitted", req)
+				e.publishTraced(tp, exp, req)
 			} else {
 				e.publish("credentials.submitted", req)
 			}

@@ -60,6 +60,9 @@ type Config struct {
 	AirbyteOrganizationID  string
 	AirbyteTimeout         time.Duration
 	AirbyteRateLimit       float64
+	// AirbyteConnectorToken is the bearer token of connector operations: "application" (what
+	// Airbyte's spec documents) or "scoped" (the seed docs' style).
+	AirbyteConnectorToken string
 
 	SecretsDir       string
 	SecretsEnv       bool
@@ -83,7 +86,7 @@ func Default() Config {
 		Consumer: "provisioner", LedgerBucket: "provisioner_ledger", StreamReplicas: 1, DuplicateWindow: 2 * time.Minute,
 		ManageStreams: true,
 		Concurrency:   16, AckWait: 30 * time.Second, MaxDeliver: 8, MaxAckPending: 1000,
-		AirbyteURL: "https://api.airbyte.ai", AirbyteTimeout: 10 * time.Second,
+		AirbyteURL: "https://api.airbyte.ai", AirbyteTimeout: 10 * time.Second, AirbyteConnectorToken: "application",
 		SecretsDir:  "./secrets",
 		Vault:       vault.VaultConfig{Mount: "secret", Auth: "token", AppRoleMount: "approle", K8sMount: "kubernetes", K8sTokenPath: "/var/run/secrets/kubernetes.io/serviceaccount/token"},
 		Lookup:      "recovery",
@@ -136,6 +139,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.AirbyteOrganizationID, "airbyte-organization-id", c.AirbyteOrganizationID, "Airbyte organization id (X-Organization-Id)")
 	fs.DurationVar(&c.AirbyteTimeout, "airbyte-timeout", c.AirbyteTimeout, "timeout of one Airbyte HTTP attempt")
 	fs.Float64Var(&c.AirbyteRateLimit, "airbyte-rate-limit", c.AirbyteRateLimit, "client-side Airbyte requests per second per replica (0 = no limit)")
+	fs.StringVar(&c.AirbyteConnectorToken, "airbyte-connector-token", c.AirbyteConnectorToken, "bearer token of connector operations: application (as Airbyte's spec documents) or scoped (the workspace's scoped token)")
 	fs.StringVar(&c.SecretsDir, "secrets-dir", c.SecretsDir, "directory of the file secret backend (empty = off)")
 	fs.BoolVar(&c.SecretsEnv, "secrets-env", c.SecretsEnv, "enable the env secret backend (env:NAME references)")
 	fs.StringVar(&c.SecretsEnvPrefix, "secrets-env-prefix", c.SecretsEnvPrefix, "only environment variables with this prefix may be referenced")
@@ -262,6 +266,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AirbyteRateLimit < 0 {
 		bad("airbyte-rate-limit", "must not be negative")
+	}
+	if c.AirbyteConnectorToken != "application" && c.AirbyteConnectorToken != "scoped" {
+		bad("airbyte-connector-token", "must be application or scoped, got %q", c.AirbyteConnectorToken)
 	}
 	if c.SecretPathPolicy != "" {
 		if _, err := vault.NewPolicy(c.SecretPathPolicy); err != nil {

@@ -45,6 +45,7 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"vault auth", func(c *config.Config) { c.Vault.Addr = "http://vault:8200"; c.Vault.Auth = "magic" }, "vault-auth"},
 		{"policy", func(c *config.Config) { c.SecretPathPolicy = "/abs/{workspace_name}" }, "--secret-path-policy"},
 		{"lookup", func(c *config.Config) { c.Lookup = "sometimes" }, "--lookup"},
+		{"connector token", func(c *config.Config) { c.AirbyteConnectorToken = "widget" }, "--airbyte-connector-token"},
 		{"log format", func(c *config.Config) { c.LogFormat = "xml" }, "--log-format"},
 		{"stream name", func(c *config.Config) { c.RequestsStream = "A.B" }, "--requests-stream"},
 		{"max ack pending", func(c *config.Config) { c.MaxAckPending = 1 }, "--max-ack-pending"},

@@ -56,7 +56,7 @@ func (p *Publisher) PublishResult(ctx context.Context, res *contract.Result, tra
 	if err != nil {
 		return fmt.Errorf("encode result: %w", err)
 	}
-	msg := &nats.Msg{Subject: p.topo.ResultSubject(res.Message), Data: body, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: p.topo.ResultSubject(res.Message, res.RequestID), Data: body, Header: nats.Header{}}
 	id := res.MsgID()
 	msg.Header.Set(jetstream.MsgIDHeader, id)
 	msg.Header.Set("ce-specversion", "1.0")
@@ -66,7 +66,9 @@ func (p *Publisher) PublishResult(ctx context.Context, res *contract.Result, tra
 	msg.Header.Set("ce-subject", res.RequestID)
 	msg.Header.Set("ce-time", res.ProducedAt.UTC().Format(time.RFC3339Nano))
 	msg.Header.Set("content-type", "application/json")
-	ctx, span := tracing.StartPublish(ctx, nil, msg)
+	// the subject names the request: the span is named after its template
+	template := strings.TrimSuffix(msg.Subject, contract.RequestToken(res.RequestID)) + "{request}"
+	ctx, span := tracing.StartPublish(ctx, nil, msg, template)
 	defer func() { span.End(err, "") }()
 	if msg.Header.Get(HeaderTraceparent) == "" { // no span recording: carry the request's trace on
 		if traceparent == "" {

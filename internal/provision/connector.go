@@ -286,7 +286,7 @@ func (s *Service) lookup(ctx context.Context, r *contract.CredentialsSubmitted) 
 func sameKind(r *contract.CredentialsSubmitted, t airbyte.SummarizedSourceTemplate) bool {
 	switch {
 	case r.ConnectorType != "":
-		return t.ConnectorName == "" || strings.EqualFold(t.ConnectorName, r.ConnectorType)
+		return t.Matches(r.ConnectorType)
 	case r.DefinitionID != "":
 		return strings.EqualFold(t.ActorDefinitionID, r.DefinitionID)
 	default:

@@ -48,7 +48,7 @@ func BenchmarkDeliveryTracing(b *testing.B) {
 			var seq uint64
 			for b.Loop() {
 				seq++
-				result := &nats.Msg{Subject: "provisioner.results.source_created", Header: nats.Header{}}
+				result := &nats.Msg{Subject: "provisioner.results.source_created.7b3e4a52-7c55-4d8c-9b44-0a2f3f1f6a10", Header: nats.Header{}}
 				result.Header.Set("Nats-Msg-Id", "7b3e4a52:source_created:"+strconv.FormatUint(seq, 10))
 				if !tc.calls {
 					continue
@@ -65,7 +65,7 @@ func BenchmarkDeliveryTracing(b *testing.B) {
 				fetch.End(nil, "")
 				_, complete := tracing.StartLedger(ctx, "complete")
 				complete.End(nil, "")
-				_, pub := tracing.StartPublish(ctx, nil, result)
+				_, pub := tracing.StartPublish(ctx, nil, result, "provisioner.results.source_created.{request}")
 				pub.End(nil, "")
 				p.End("created", "")
 			}

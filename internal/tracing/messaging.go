@@ -20,9 +20,9 @@ const AttrLinkFirstDelivery = attribute.Key("messaging.nats.link")
 const linkFirstDelivery = "first_delivery"
 
 // StartPublish starts the producer span of publishing msg and injects its context into msg's
-// headers (see natstrace.StartPublish). tp nil means the provider of the span in ctx; with tp nil
+// headers (see natstrace.StartPublish, and template there). tp nil means the provider of the span in ctx; with tp nil
 // and no recording span in ctx no span is started, and an unsampled context is passed on as it is.
-func StartPublish(ctx context.Context, tp trace.TracerProvider, msg *nats.Msg) (context.Context, Span) {
+func StartPublish(ctx context.Context, tp trace.TracerProvider, msg *nats.Msg, template string) (context.Context, Span) {
 	var tracer trace.Tracer
 	switch {
 	case tp != nil:
@@ -38,7 +38,7 @@ func StartPublish(ctx context.Context, tp trace.TracerProvider, msg *nats.Msg) (
 		}
 		return ctx, Span{}
 	}
-	ctx, span := natstrace.StartPublish(ctx, tracer, msg)
+	ctx, span := natstrace.StartPublish(ctx, tracer, msg, template)
 	return ctx, Span{span}
 }
 

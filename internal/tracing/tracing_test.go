@@ -304,7 +304,7 @@ func TestRenderTree(t *testing.T) {
 		return s
 	}
 	stubs := tracetest.SpanStubs{
-		span(6, 2, "publish provisioner.results.source_created", trace.SpanKindProducer, 40*time.Millisecond, 41*time.Millisecond),
+		span(6, 2, "publish provisioner.results.source_created.{request}", trace.SpanKindProducer, 40*time.Millisecond, 41*time.Millisecond),
 		span(1, 0, "publish provisioner.requests.credentials.submitted", trace.SpanKindProducer, 0, 900*time.Microsecond),
 		span(2, 1, "process provisioner.requests.credentials.submitted", trace.SpanKindConsumer, 2*time.Millisecond, 42*time.Millisecond,
 			tracing.AttrRequestID.String("req-1"), tracing.AttrWorkspace.String("acme"), natstrace.AttrDeliveryCount.Int(2), tracing.AttrOutcome.String("created")),
@@ -335,7 +335,7 @@ func TestTreePrinterPrintsOnVerdict(t *testing.T) {
 	tp := tracing.NewProvider(sdktrace.WithSpanProcessor(tracing.NewTreePrinter(&out)))
 	defer func() { _ = tp.Shutdown(context.Background()) }()
 	msg := &nats.Msg{Subject: "provisioner.requests.credentials.submitted", Header: nats.Header{}}
-	_, pub := tracing.StartPublish(context.Background(), tp, msg)
+	_, pub := tracing.StartPublish(context.Background(), tp, msg, "")
 	pub.End(nil, "")
 	d := tracing.Delivery{Subject: msg.Subject, Header: msg.Header, Stream: "R", Sequence: 1, Consumer: "provisioner"}
 	for n, outcome := range []string{"retry", "created"} {

@@ -74,7 +74,7 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 	defer broker.Shutdown()
 
 	sbCtx, stopSandbox := context.WithCancel(context.WithoutCancel(ctx))
-	sb := sandbox.New(sandbox.Config{Seed: o.plan.Seed, Faults: faultPlan(o)})
+	sb := sandbox.New(sandbox.Config{Seed: o.plan.Seed, Faults: faultPlan(o), StrictAuth: true})
 	airbyteURL, sbDone, err := sb.Serve(sbCtx, "127.0.0.1:0")
 	if err != nil {
 		stopSandbox()

@@ -24,6 +24,7 @@ const ScopeName = "github.com/provisioner-dev/provisioner"
 const (
 	AttrMessagingSystem = attribute.Key("messaging.system")
 	AttrDestination     = attribute.Key("messaging.destination.name")
+	AttrDestinationTmpl = attribute.Key("messaging.destination.template")
 	AttrConsumerGroup   = attribute.Key("messaging.consumer.group.name")
 	AttrMessageID       = attribute.Key("messaging.message.id")
 	AttrOperationType   = attribute.Key("messaging.operation.type")
@@ -84,8 +85,11 @@ func Extract(ctx context.Context, h nats.Header) context.Context {
 // StartPublish starts, with tracer, the producer span of publishing msg and injects its context
 // into msg's headers, so that the receiver continues the trace. The span's attributes follow the
 // messaging conventions: operation type send, destination = subject, message id = Nats-Msg-Id (set
-// it first). End the span once the PubAck (or the failure) is in.
-func StartPublish(ctx context.Context, tracer trace.Tracer, msg *nats.Msg) (context.Context, trace.Span) {
+// it first). A subject that names one request (a result's) is no span name: template is its
+// low-cardinality form (e.g. "provisioner.results.source_created.{request}"), the span's name and
+// messaging.destination.template; "" when the subject is static. End the span once the PubAck (or
+// the failure) is in.
+func StartPublish(ctx context.Context, tracer trace.Tracer, msg *nats.Msg, template string) (context.Context, trace.Span) {
 	if msg.Header == nil {
 		msg.Header = nats.Header{}
 	}
@@ -99,7 +103,12 @@ func StartPublish(ctx context.Context, tracer trace.Tracer, msg *nats.Msg) (cont
 	if id := msg.Header.Get(HeaderMsgID); id != "" {
 		attrs = append(attrs, AttrMessageID.String(id))
 	}
-	ctx, span := tracer.Start(ctx, "publish "+msg.Subject, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+	name := msg.Subject
+	if template != "" {
+		name = template
+		attrs = append(attrs, AttrDestinationTmpl.String(template))
+	}
+	ctx, span := tracer.Start(ctx, "publish "+name, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
 	Inject(ctx, msg.Header)
 	return ctx, span
 }

@@ -78,7 +78,7 @@ func TestStartPublish(t *testing.T) {
 	msg := &nats.Msg{Subject: "provisioner.requests.customer.onboarded", Data: []byte(`{"id":"r1"}`)}
 	msg.Header = nats.Header{}
 	msg.Header.Set(natstrace.HeaderMsgID, "r1")
-	ctx, span := natstrace.StartPublish(context.Background(), tp.Tracer("t"), msg)
+	ctx, span := natstrace.StartPublish(context.Background(), tp.Tracer("t"), msg, "")
 	span.End()
 	spans := exp.GetSpans()
 	if len(spans) != 1 {
