@@ -27,6 +27,9 @@ func (s tracedSecrets) Get(ctx context.Context, ref vault.Ref) (secret.Fields, e
 
 // secretErrorCode is a secret-store error's code (the vault package's closed list).
 func secretErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
 	var coded interface{ Code() string }
 	if errors.As(err, &coded) {
 		return coded.Code()
@@ -40,7 +43,7 @@ type tracedLedger struct{ provision.Ledger }
 func (l tracedLedger) Claim(ctx context.Context, id ledger.Identity, requestID string) (ledger.Claim, error) {
 	ctx, span := tracing.StartLedger(ctx, "claim")
 	c, err := l.Ledger.Claim(ctx, id, requestID)
-	if err == nil {
+	if err == nil && span.Recording() {
 		span.SetAttributes(tracing.AttrLedgerOutcome.String(claimOutcome(c)))
 	}
 	span.End(err, "")

@@ -66,9 +66,7 @@ func (p *Publisher) PublishResult(ctx context.Context, res *contract.Result, tra
 	msg.Header.Set("ce-subject", res.RequestID)
 	msg.Header.Set("ce-time", res.ProducedAt.UTC().Format(time.RFC3339Nano))
 	msg.Header.Set("content-type", "application/json")
-	// the subject names the request: the span is named after its template
-	template := strings.TrimSuffix(msg.Subject, contract.RequestToken(res.RequestID)) + "{request}"
-	ctx, span := tracing.StartPublish(ctx, nil, msg, template)
+	ctx, span := tracing.StartPublish(ctx, nil, msg, contract.RequestToken(res.RequestID))
 	defer func() { span.End(err, "") }()
 	if msg.Header.Get(HeaderTraceparent) == "" { // no span recording: carry the request's trace on
 		if traceparent == "" {

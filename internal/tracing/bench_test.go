@@ -65,7 +65,7 @@ func BenchmarkDeliveryTracing(b *testing.B) {
 				fetch.End(nil, "")
 				_, complete := tracing.StartLedger(ctx, "complete")
 				complete.End(nil, "")
-				_, pub := tracing.StartPublish(ctx, nil, result, "provisioner.results.source_created.{request}")
+				_, pub := tracing.StartPublish(ctx, nil, result, "7b3e4a52-7c55-4d8c-9b44-0a2f3f1f6a10")
 				pub.End(nil, "")
 				p.End("created", "")
 			}

@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,9 +21,11 @@ const AttrLinkFirstDelivery = attribute.Key("messaging.nats.link")
 const linkFirstDelivery = "first_delivery"
 
 // StartPublish starts the producer span of publishing msg and injects its context into msg's
-// headers (see natstrace.StartPublish, and template there). tp nil means the provider of the span in ctx; with tp nil
-// and no recording span in ctx no span is started, and an unsampled context is passed on as it is.
-func StartPublish(ctx context.Context, tp trace.TracerProvider, msg *nats.Msg, template string) (context.Context, Span) {
+// headers (see natstrace.StartPublish). requestToken is the subject's last token when it names one
+// request (a result's subject; the span is then named after the subject with "{request}" in its
+// place), "" for a static subject. tp nil means the provider of the span in ctx; with tp nil and no
+// recording span in ctx no span is started, and an unsampled context is passed on as it is.
+func StartPublish(ctx context.Context, tp trace.TracerProvider, msg *nats.Msg, requestToken string) (context.Context, Span) {
 	var tracer trace.Tracer
 	switch {
 	case tp != nil:
@@ -37,6 +40,10 @@ func StartPublish(ctx context.Context, tp trace.TracerProvider, msg *nats.Msg, t
 			natstrace.Inject(ctx, msg.Header)
 		}
 		return ctx, Span{}
+	}
+	var template string
+	if requestToken != "" {
+		template = strings.TrimSuffix(msg.Subject, requestToken) + "{request}"
 	}
 	ctx, span := natstrace.StartPublish(ctx, tracer, msg, template)
 	return ctx, Span{span}

@@ -76,6 +76,10 @@ func (s Span) End(err error, code string) {
 	s.span.End()
 }
 
+// Recording reports whether the span records: attributes worth computing only for a recorded span
+// are computed only then.
+func (s Span) Recording() bool { return s.span != nil && s.span.IsRecording() }
+
 // SetAttributes adds attributes to the span.
 func (s Span) SetAttributes(kv ...attribute.KeyValue) {
 	if s.span != nil {
