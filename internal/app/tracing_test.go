@@ -237,6 +237,22 @@ func TestOneTraceFromPublishToResult(t *testing.T) {
 				t.Errorf("%d roots in the trace, want %d", roots, want)
 			}
 
+			// the request's log lines name its trace
+			var logged bool
+			for _, line := range strings.Split(e.logs.String(), "\n") {
+				var rec map[string]any
+				if json.Unmarshal([]byte(line), &rec) != nil || rec["request_id"] != id {
+					continue
+				}
+				if rec["trace_id"] != tid.String() || rec["span_id"] == nil {
+					t.Errorf("log line of %s without its trace: %s", id, line)
+				}
+				logged = true
+			}
+			if !logged {
+				t.Errorf("no log line names %s", id)
+			}
+
 			// the result continues the trace from its publish span
 			res := e.resultMsg(id)
 			if got, want := res.Header.Get("traceparent"), fmt.Sprintf("00-%s-%s-01", tid, pub.SpanContext.SpanID()); got != want {
