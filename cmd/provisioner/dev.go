@@ -104,7 +104,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *traces {
 		printer = append(printer, tracing.NewTreePrinter(stdout))
 	}
-	tp, stopTracing, err := startTracing(ctx, "dev", stderr, printer...)
+	tp, stopTracing, err := startTracing(ctx, "dev", logger, printer...)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -129,7 +130,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		}
 	}
-	tp, stopTracing, err := startTracing(ctx, "", stderr)
+	tp, stopTracing, err := startTracing(ctx, "", slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return err
 	}

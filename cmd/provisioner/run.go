@@ -52,7 +52,7 @@ func runWorker(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	logger := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
-	tp, stopTracing, err := startTracing(ctx, "", stderr)
+	tp, stopTracing, err := startTracing(ctx, "", logger)
 	if err != nil {
 		return err
 	}

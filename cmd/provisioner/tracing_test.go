@@ -24,20 +24,27 @@ func TestPublishInjectsTraceContext(t *testing.T) {
 	}
 	t.Setenv("PROVISIONER_NATS_URL", srv.URL)
 	cases := []struct {
-		name     string
-		exporter string
-		want     bool
+		name       string
+		env        map[string]string
+		want       bool
+		wantStderr string // an export failure is reported in the log format
 	}{
-		{"off by default", "", false},
-		{"exporter none", "none", false},
-		{"console exporter", "console", true},
+		{"off by default", nil, false, ""},
+		{"exporter none", map[string]string{"OTEL_TRACES_EXPORTER": "none"}, false, ""},
+		{"console exporter", map[string]string{"OTEL_TRACES_EXPORTER": "console"}, true, ""},
+		{"a collector that is not there", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_TIMEOUT": "200"}, true, "level=WARN"},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv("OTEL_TRACES_EXPORTER", tc.exporter)
+			for _, v := range []string{"OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TIMEOUT"} {
+				t.Setenv(v, tc.env[v])
+			}
 			var stdout, stderr lockedBuffer
 			if code := dispatch(ctx, []string{"publish", "onboarded", "--workspace", "acme", "--id", "traced-" + string(rune('a'+i))}, &stdout, &stderr); code != exitOK {
 				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			if tc.wantStderr != "" && !strings.Contains(stderr.String(), tc.wantStderr) {
+				t.Errorf("stderr %q lacks %q", stderr.String(), tc.wantStderr)
 			}
 			s, err := js.Stream(ctx, topo.RequestsStream)
 			if err != nil {
