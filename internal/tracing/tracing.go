@@ -29,21 +29,19 @@ import (
 // ScopeName is the instrumentation scope of every span this package starts.
 const ScopeName = natstrace.ScopeName
 
-// Attribute keys of the provisioner's own span attributes (the messaging ones are in messaging.go).
+// Attribute keys of the provisioner's own span attributes (the messaging ones are in natstrace).
 const (
-	AttrRequestID      = attribute.Key("provisioner.request.id")
-	AttrWorkspace      = attribute.Key("provisioner.workspace.name")
-	AttrOutcome        = attribute.Key("provisioner.outcome")
-	AttrErrorCode      = attribute.Key("provisioner.error.code")
-	AttrSecretBackend  = attribute.Key("provisioner.secret.backend")
-	AttrLedgerOutcome  = attribute.Key("provisioner.ledger.outcome")
-	AttrConnectorKind  = attribute.Key("provisioner.connector.kind")
-	attrErrorType      = attribute.Key("error.type")
-	attrDBSystem       = attribute.Key("db.system.name")
-	attrDBOperation    = attribute.Key("db.operation.name")
-	errorTypeUnnamed   = "_OTHER"
-	spanNameSecret     = "secret fetch"
-	spanNameLedgerPref = "ledger "
+	AttrRequestID     = attribute.Key("provisioner.request.id")
+	AttrWorkspace     = attribute.Key("provisioner.workspace.name")
+	AttrOutcome       = attribute.Key("provisioner.outcome")
+	AttrErrorCode     = attribute.Key("provisioner.error.code")
+	AttrSecretBackend = attribute.Key("provisioner.secret.backend")
+	AttrLedgerOutcome = attribute.Key("provisioner.ledger.outcome")
+	attrErrorType     = attribute.Key("error.type")
+	attrDBSystem      = attribute.Key("db.system.name")
+	attrDBOperation   = attribute.Key("db.operation.name")
+	// errorTypeUnnamed is the conventions' error.type for an error without a known type.
+	errorTypeUnnamed = "_OTHER"
 )
 
 // tracerFrom returns the tracer of the span in ctx: the provider the worker was given, or a no-op
@@ -93,7 +91,7 @@ func StartSecretFetch(ctx context.Context, backend string) (context.Context, Spa
 	if !recording(ctx) {
 		return ctx, Span{}
 	}
-	ctx, span := tracerFrom(ctx).Start(ctx, spanNameSecret, trace.WithSpanKind(trace.SpanKindClient),
+	ctx, span := tracerFrom(ctx).Start(ctx, "secret fetch", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(AttrSecretBackend.String(backend)))
 	return ctx, Span{span}
 }
@@ -103,7 +101,7 @@ func StartLedger(ctx context.Context, op string) (context.Context, Span) {
 	if !recording(ctx) {
 		return ctx, Span{}
 	}
-	ctx, span := tracerFrom(ctx).Start(ctx, spanNameLedgerPref+op, trace.WithSpanKind(trace.SpanKindClient),
+	ctx, span := tracerFrom(ctx).Start(ctx, "ledger "+op, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attrDBSystem.String("nats"), attrDBOperation.String(op)))
 	return ctx, Span{span}
 }
