@@ -399,3 +399,28 @@ func dumpSpans(t *testing.T, spans tracetest.SpanStubs) string {
 	}
 	return b.String()
 }
+
+// A worker flushes its spans once it has drained: spans batched for export (here for an hour) are
+// exported before Run returns, not lost with the process.
+func TestSpansAreFlushedOnDrain(t *testing.T) {
+	e := newEnv(t, sandbox.Config{})
+	e.writeSecret("acme/github.json", map[string]string{"token": "t-flush"})
+	exp := tracetest.NewInMemoryExporter()
+	tp := tracing.NewProvider(sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(time.Hour), sdktrace.WithMaxExportBatchSize(1<<20)))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	e.tracer = tp
+	r := e.start(nil)
+	e.publish("credentials.submitted", credentialsRequest("flush-1", "acme", "github", "file:acme/github.json"))
+	e.results(1, 30*time.Second)
+	if n := len(exp.GetSpans()); n != 0 {
+		t.Fatalf("%d spans exported before the drain; the batch should still hold them", n)
+	}
+	r.stop(t)
+	var processed bool
+	for _, s := range exp.GetSpans() {
+		processed = processed || (s.SpanKind == trace.SpanKindConsumer && attr(s, tracing.AttrRequestID) == "flush-1")
+	}
+	if !processed {
+		t.Fatalf("the request's process span was not exported by the drain (%d spans)", len(exp.GetSpans()))
+	}
+}
