@@ -165,6 +165,10 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 		return err
 	}
 	for _, d := range report.Applied {
+		if d.Kind == consumer.DriftMissing {
+			logger.Info("created", "object", d.Object)
+			continue
+		}
 		logger.Warn("applied this replica's stream settings", "object", d.Object, "setting", d.Setting, "found", d.Found, "want", d.Want)
 	}
 	for _, d := range report.Tolerated {
