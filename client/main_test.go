@@ -62,7 +62,7 @@ func startEnvironment(dir string) (stop func() error, err error) {
 	}
 	natsServer, natsURL = ns, ns.ClientURL()
 
-	sb := sandbox.New(sandbox.Config{Logger: slog.New(slog.DiscardHandler)})
+	sb := sandbox.New(sandbox.Config{StrictAuth: true, Logger: slog.New(slog.DiscardHandler)})
 	sctx, stopSandbox := context.WithCancel(context.Background())
 	base, sandboxDone, err := sb.Serve(sctx, "127.0.0.1:0")
 	if err != nil {

@@ -10,10 +10,15 @@ import (
 	"github.com/provisioner-dev/provisioner/internal/bench"
 )
 
+var benchHelp = help{
+	usage: []string{"provisioner bench [flags]"},
+	about: "Measure provisioning throughput and latency against the floor (see docs/bench.md).",
+}
+
 // runBench is `provisioner bench`: see internal/bench and docs/bench.md.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("provisioner bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	benchHelp.install(fs, stderr)
 	var cfg bench.Config
 	fs.IntVar(&cfg.Requests, "requests", 10000, "credentials-submitted requests to publish, each for a connector of its own")
 	fs.IntVar(&cfg.Workspaces, "workspaces", 1000, "workspaces the requests are spread over")

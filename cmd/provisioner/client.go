@@ -17,31 +17,55 @@ import (
 )
 
 // clientFlags are the connection settings of the commands that talk to a running deployment
-// (publish, results, dlq); they read the same PROVISIONER_* variables as run.
+// (publish, results, dlq, doctor): the same NATS flags as run, TLS included, read from the same
+// PROVISIONER_* variables.
 type clientFlags struct {
 	cfg config.Config
 }
 
-func (c *clientFlags) register(fs *flag.FlagSet) {
+// Streams a client command may name with a flag; each command registers only those it uses.
+const (
+	requestsStreamFlag = "requests-stream"
+	resultsStreamFlag  = "results-stream"
+	dlqStreamFlag      = "dlq-stream"
+)
+
+func (c *clientFlags) register(fs *flag.FlagSet, streams ...string) {
 	c.cfg = config.Default()
 	c.cfg.NATSURL = "nats://127.0.0.1:4222"
-	fs.StringVar(&c.cfg.NATSURL, "nats-url", c.cfg.NATSURL, "NATS server URL")
-	fs.StringVar(&c.cfg.NATSCreds, "nats-creds", "", "NATS credentials file")
+	fs.StringVar(&c.cfg.NATSURL, "nats-url", c.cfg.NATSURL, "NATS server URL(s), comma-separated")
+	fs.StringVar(&c.cfg.NATSCreds, "nats-creds", "", "NATS credentials file (user JWT and nkey seed)")
 	fs.StringVar(&c.cfg.NATSUser, "nats-user", "", "NATS user")
 	fs.Var(secretFlagOf(&c.cfg.NATSPassword), "nats-password", "NATS password")
 	fs.Var(secretFlagOf(&c.cfg.NATSToken), "nats-token", "NATS token")
+	fs.StringVar(&c.cfg.NATSTLSCA, "nats-tls-ca", "", "CA certificate file for NATS TLS")
+	fs.StringVar(&c.cfg.NATSTLSCert, "nats-tls-cert", "", "client certificate file for NATS TLS")
+	fs.StringVar(&c.cfg.NATSTLSKey, "nats-tls-key", "", "client key file for NATS TLS")
 	fs.StringVar(&c.cfg.SubjectPrefix, "subject-prefix", c.cfg.SubjectPrefix, "prefix of every subject")
-	fs.StringVar(&c.cfg.RequestsStream, "requests-stream", c.cfg.RequestsStream, "stream of requests")
-	fs.StringVar(&c.cfg.ResultsStream, "results-stream", c.cfg.ResultsStream, "stream of results")
-	fs.StringVar(&c.cfg.DLQStream, "dlq-stream", c.cfg.DLQStream, "stream of dead letters")
+	for _, s := range streams {
+		switch s {
+		case requestsStreamFlag:
+			fs.StringVar(&c.cfg.RequestsStream, requestsStreamFlag, c.cfg.RequestsStream, "stream of requests (a publish that lands elsewhere fails)")
+		case resultsStreamFlag:
+			fs.StringVar(&c.cfg.ResultsStream, resultsStreamFlag, c.cfg.ResultsStream, "stream of results")
+		case dlqStreamFlag:
+			fs.StringVar(&c.cfg.DLQStream, dlqStreamFlag, c.cfg.DLQStream, "stream of dead letters")
+		}
+	}
 }
 
-// parse applies env then flags.
+// parse applies env then flags, and checks the connection settings as run would.
 func (c *clientFlags) parse(fs *flag.FlagSet, args []string) error {
 	if err := c.cfg.Parse(fs, args, nil); err != nil {
 		if err == flag.ErrHelp {
 			return err
 		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	if err := c.cfg.ValidateNATSClient(); err != nil {
 		return usageError{err}
 	}
 	return nil

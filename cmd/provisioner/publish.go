@@ -16,18 +16,26 @@ import (
 
 	"github.com/provisioner-dev/provisioner/client"
 	"github.com/provisioner-dev/provisioner/contract"
+	"github.com/provisioner-dev/provisioner/internal/config"
 	"github.com/provisioner-dev/provisioner/internal/event"
+	"github.com/provisioner-dev/provisioner/internal/vault"
 )
+
+var publishHelp = help{
+	usage: []string{
+		"provisioner publish credentials|onboarded [flags]",
+		"provisioner publish --kind credentials|onboarded --file REQUEST.json [flags]",
+	},
+	about: "Publish a request, validated first against its schema and the workspace-name rule of --secret-path-policy.\n" +
+		"A request is at most 64 KiB. Nats-Msg-Id is the request id: a second publish within the duplicate window is dropped.",
+	env: true,
+}
 
 func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cf clientFlags
 	fs := flag.NewFlagSet("provisioner publish", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: provisioner publish credentials|onboarded [flags]   or   provisioner publish --file REQUEST.json --kind credentials|onboarded")
-		fs.PrintDefaults()
-	}
-	cf.register(fs)
+	publishHelp.install(fs, stderr)
+	cf.register(fs, requestsStreamFlag, resultsStreamFlag)
 	file := fs.String("file", "", "read the request from this JSON file (- for stdin)")
 	kindFlag := fs.String("kind", "", "request kind with --file: credentials (credentials.submitted) or onboarded (customer.onboarded)")
 	id := fs.String("id", "", "request id (default: a new UUID)")
@@ -40,6 +48,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	replication := fs.String("replication-config", "", "non-secret connector settings as a JSON object")
 	region := fs.String("region-id", "", "region of a new workspace (onboarded)")
 	noValidate := fs.Bool("no-validate", false, "publish even if the request breaks the schema (to test the worker's error path)")
+	policy := fs.String("secret-path-policy", "", "the worker's --secret-path-policy: workspace names are checked against its rule (default: the rule of any policy with {workspace_name}; none = no check)")
 	wait := fs.Bool("wait", false, "wait for the request's verdict and print it; exit 0 on success, 1 on an error verdict, 3 on timeout")
 	timeout := fs.Duration("timeout", time.Minute, "with --wait: how long to wait for the verdict (0 = no limit)")
 	asJSON := fs.Bool("json", false, "with --wait: print the verdict as one JSON line")
@@ -54,6 +63,10 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *kindFlag != "" {
 		kind = *kindFlag
+	}
+	checkName, err := nameRule(*policy)
+	if err != nil {
+		return err
 	}
 	var k contract.Kind
 	switch kind {
@@ -104,8 +117,14 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		if _, err := dec.Decode(k, body); err != nil {
+		r, err := dec.Decode(k, body)
+		if err != nil {
 			return usagef("request is invalid: %v", err)
+		}
+		if checkName != nil {
+			if err := checkName(r.WorkspaceName()); err != nil {
+				return usagef("request is invalid: %v", err)
+			}
 		}
 	}
 	nc, _, err := cf.connect(stderr)
@@ -180,4 +199,24 @@ func awaitVerdict(ctx context.Context, c *client.Client, requestID string, timeo
 		printResult(stdout, data, asJSON)
 	}
 	return err
+}
+
+// nameRule is the worker's workspace-name rule (the function onboarding uses), or nil when the
+// policy does not put workspace names into paths. Without a policy it assumes one that does, the
+// usual case, since run requires a policy.
+func nameRule(policy string) (func(string) error, error) {
+	switch policy {
+	case "":
+	case config.NoSecretPathPolicy:
+		return nil, nil
+	default:
+		p, err := vault.NewPolicy(policy)
+		if err != nil {
+			return nil, usagef("--secret-path-policy: %v", err)
+		}
+		if !p.UsesWorkspaceName() {
+			return nil, nil
+		}
+	}
+	return vault.CheckWorkspaceName, nil
 }

@@ -29,7 +29,7 @@ func startWorker(t *testing.T) (secretsDir string, js jetstream.JetStream) {
 	t.Helper()
 	srv := natsembedtest.Start(t)
 	_, js = srv.Connect(t)
-	_, base := sandboxtest.Start(t, sandbox.Config{Logger: slog.New(slog.DiscardHandler)})
+	_, base := sandboxtest.Start(t, sandbox.Config{StrictAuth: true, Logger: slog.New(slog.DiscardHandler)})
 	secretsDir = t.TempDir()
 	cfg := config.Default()
 	cfg.NATSURL = srv.URL
@@ -37,6 +37,7 @@ func startWorker(t *testing.T) (secretsDir string, js jetstream.JetStream) {
 	cfg.AirbyteClientID = sandbox.DefaultClientID
 	cfg.AirbyteClientSecret = secret.New(sandbox.DefaultClientSecret)
 	cfg.SecretsDir = secretsDir
+	cfg.SecretPathPolicy = config.NoSecretPathPolicy
 	cfg.MetricsAddr = ""
 	cfg.ShutdownTimeout = 5 * time.Second
 	if err := cfg.Validate(); err != nil {

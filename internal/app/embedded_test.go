@@ -29,6 +29,7 @@ func TestEmbeddedNATSPersists(t *testing.T) {
 	cfg.AirbyteClientID = sandbox.DefaultClientID
 	cfg.AirbyteClientSecret = secretValue(sandbox.DefaultClientSecret)
 	cfg.SecretsDir = secrets
+	cfg.SecretPathPolicy = config.NoSecretPathPolicy
 	cfg.MetricsAddr = ""
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -116,6 +116,7 @@ func (e *env) config() config.Config {
 	cfg.AirbyteClientID = sandbox.DefaultClientID
 	cfg.AirbyteClientSecret = secretValue(sandbox.DefaultClientSecret)
 	cfg.SecretsDir = e.secrets
+	cfg.SecretPathPolicy = config.NoSecretPathPolicy // tests that need isolation set a policy
 	cfg.MetricsAddr = "127.0.0.1:0"
 	cfg.Concurrency = 8
 	cfg.AckWait = 5 * time.Second

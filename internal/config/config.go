@@ -161,7 +161,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.Vault.ClientCert, "vault-client-cert", c.Vault.ClientCert, "client certificate file for Vault TLS")
 	fs.StringVar(&c.Vault.ClientKey, "vault-client-key", c.Vault.ClientKey, "client key file for Vault TLS")
 	fs.StringVar(&c.Vault.TLSServerName, "vault-tls-server-name", c.Vault.TLSServerName, "server name to verify Vault's certificate against")
-	fs.StringVar(&c.SecretPathPolicy, "secret-path-policy", c.SecretPathPolicy, "path template every secret reference of a request must fall under, e.g. customers/{workspace_name}/ (empty = no restriction)")
+	fs.StringVar(&c.SecretPathPolicy, "secret-path-policy", c.SecretPathPolicy, "path template every secret reference of a request must fall under, e.g. customers/{workspace_name}/; required (none = no tenant isolation, said explicitly)")
 	fs.StringVar(&c.Lookup, "lookup", c.Lookup, "when to list a workspace's connectors before creating: recovery (after an interrupted attempt) or always")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "address of /metrics, /healthz and /readyz (empty = off)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "auto (text on a terminal, else json), text or json")
@@ -203,11 +203,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--%s (%s): %s", flagName, EnvName(flagName), fmt.Sprintf(format, a...)))
 	}
 	if c.NATSURL != "" {
-		for _, u := range strings.Split(c.NATSURL, ",") {
-			if p, err := url.Parse(strings.TrimSpace(u)); err != nil || p.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, p.Scheme) {
-				bad("nats-url", "%q is not a nats://, tls://, ws:// or wss:// URL", u)
-			}
-		}
+		errs = append(errs, c.validateNATSURL())
 	} else {
 		if c.NATSStoreDir == "" {
 			bad("nats-store-dir", "required when --nats-url is empty (the embedded server persists there)")
@@ -219,12 +215,7 @@ func (c *Config) Validate() error {
 			bad("nats-sync", "%v", err)
 		}
 	}
-	if c.NATSCreds != "" && (c.NATSUser != "" || !c.NATSToken.IsZero()) {
-		bad("nats-creds", "use one of a credentials file, a user/password or a token")
-	}
-	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
-		bad("nats-tls-cert", "a client certificate needs --nats-tls-key, and the other way round")
-	}
+	errs = append(errs, c.validateNATSAuth())
 	for name, v := range map[string]string{"subject-prefix": c.SubjectPrefix, "requests-stream": c.RequestsStream, "results-stream": c.ResultsStream, "dlq-stream": c.DLQStream, "consumer": c.Consumer, "ledger-bucket": c.LedgerBucket} {
 		if v == "" || strings.ContainsAny(v, " \t\r\n*>") || (name != "subject-prefix" && strings.Contains(v, ".")) {
 			bad(name, "%q is not a valid name", v)
@@ -276,7 +267,13 @@ func (c *Config) Validate() error {
 	if c.AirbyteConnectorToken != "application" && c.AirbyteConnectorToken != "scoped" {
 		bad("airbyte-connector-token", "must be application or scoped, got %q", c.AirbyteConnectorToken)
 	}
-	if c.SecretPathPolicy != "" {
+	switch c.SecretPathPolicy {
+	case "":
+		bad("secret-path-policy", "required: give the path every secret reference of a workspace must fall under, "+
+			"e.g. --secret-path-policy='customers/{workspace_name}/' (store each customer's secrets under its workspace name), "+
+			"or --secret-path-policy=%s to let any request use any secret (no tenant isolation)", NoSecretPathPolicy)
+	case NoSecretPathPolicy:
+	default:
 		if _, err := vault.NewPolicy(c.SecretPathPolicy); err != nil {
 			bad("secret-path-policy", "%v", err)
 		}
@@ -304,6 +301,53 @@ func (c *Config) Validate() error {
 		bad("shutdown-timeout", "must be positive")
 	}
 	return errors.Join(errs...)
+}
+
+// ValidateNATSClient checks the settings a NATS client needs (URL, credentials, TLS): what the
+// client commands (publish, results, dlq) take from run's configuration.
+func (c *Config) ValidateNATSClient() error {
+	if c.NATSURL == "" {
+		return errors.Join(settingError("nats-url", "required"), c.validateNATSAuth())
+	}
+	return errors.Join(c.validateNATSURL(), c.validateNATSAuth())
+}
+
+func settingError(flagName, msg string) error {
+	return fmt.Errorf("--%s (%s): %s", flagName, EnvName(flagName), msg)
+}
+
+func (c *Config) validateNATSURL() error {
+	var errs []error
+	for _, u := range strings.Split(c.NATSURL, ",") {
+		if p, err := url.Parse(strings.TrimSpace(u)); err != nil || p.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, p.Scheme) {
+			errs = append(errs, settingError("nats-url", fmt.Sprintf("%q is not a nats://, tls://, ws:// or wss:// URL", u)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateNATSAuth() error {
+	var errs []error
+	if c.NATSCreds != "" && (c.NATSUser != "" || !c.NATSToken.IsZero()) {
+		errs = append(errs, settingError("nats-creds", "use one of a credentials file, a user/password or a token"))
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		errs = append(errs, settingError("nats-tls-cert", "a client certificate needs --nats-tls-key, and the other way round"))
+	}
+	return errors.Join(errs...)
+}
+
+// NoSecretPathPolicy is the --secret-path-policy that turns tenant isolation off. It must be said
+// explicitly: an empty policy is refused, and the worker warns at every start when it is off.
+const NoSecretPathPolicy = "none"
+
+// PathPolicy is the secret path policy the configuration asks for; a policy without segments
+// (no restriction) for NoSecretPathPolicy or an empty setting (which Validate refuses).
+func (c *Config) PathPolicy() (*vault.Policy, error) {
+	if c.SecretPathPolicy == NoSecretPathPolicy {
+		return vault.NewPolicy("")
+	}
+	return vault.NewPolicy(c.SecretPathPolicy)
 }
 
 // EmbeddedSync is the embedded server's fsync policy from --nats-sync: always, or an interval.

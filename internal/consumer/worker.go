@@ -148,15 +148,20 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	if err != nil {
 		id, ws := event.PeekID(msg.Data())
 		if id == "" {
+			// the publisher's de-duplication id is the request id the app knows (publish and the client set it)
+			id = msg.Headers().Get(jetstream.MsgIDHeader)
+		}
+		if id == "" || len(id) > 128 {
 			id = "seq-" + strconv.FormatUint(meta.Sequence.Stream, 10)
 		}
 		code, _ := event.CodeOf(err)
 		if kind == contract.KindUnknown {
 			kind = contract.KindCredentialsSubmitted // error results of unknown subjects use source_create_error
 		}
-		logger.Warn("invalid request", "request_id", id, "code", code, "error", err)
+		// the error result says it (dev prints it); one line per verdict, so this one is debug
+		logger.Debug("invalid request", "request_id", id, "code", code, "error", err)
 		dec = provision.Decision{
-			Action: provision.DeadLetter, Outcome: provision.OutcomePermanentError, Err: err,
+			Action: provision.DeadLetter, Outcome: provision.OutcomeDeadLetter, Err: err,
 			Result: event.ErrorResult(kind, id, ws, delivery, code, errorText(err), false, w.cfg.Now()),
 		}
 	} else {
@@ -224,7 +229,8 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, logger *slog.Log
 		return
 	}
 	w.metrics.DeadLettered(string(code))
-	logger.Warn("request failed", "code", code, "retryable", dec.Result.Error.Retryable, "error", dec.Err)
+	// the verdict is the result event (and the dead-letter metric); the log line is for debugging
+	logger.Debug("request failed", "code", code, "retryable", dec.Result.Error.Retryable, "error", dec.Err)
 	if err := msg.TermWithReason(string(code)); err != nil {
 		logger.Warn("term failed; a redelivery will dead-letter it again (deduplicated)", "error", err)
 	}

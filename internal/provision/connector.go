@@ -228,7 +228,7 @@ func (s *Service) provision(ctx context.Context, req event.Request, d Delivery, 
 	if adopted {
 		outcome = OutcomeAdopted
 	}
-	d.Logger.Info("connector ready", "connector_id", data.ID, "outcome", outcome, "workspace_id", ws.ID)
+	d.Logger.Debug("connector ready", "connector_id", data.ID, "outcome", outcome, "workspace_id", ws.ID)
 	return Decision{Action: Ack, Outcome: outcome, Result: &contract.Result{
 		Type: contract.ResultType, Message: contract.MessageSourceCreated, Data: body,
 		RequestID: r.ID, WorkspaceName: r.WorkspaceName, WorkspaceID: ws.ID,
