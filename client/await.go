@@ -167,6 +167,16 @@ func (c *Client) getResult(ctx context.Context, req msgGetRequest) (*storedMsg, 
 	if err != nil {
 		return nil, fmt.Errorf("read results stream %s: %w", c.opts.resultsStream, err)
 	}
+	m, err := parseMsgGet(reply.Data)
+	if err != nil {
+		return nil, fmt.Errorf("read results stream %s: %w", c.opts.resultsStream, err)
+	}
+	return m, nil
+}
+
+// parseMsgGet decodes the JetStream API's answer to a STREAM.MSG.GET: the message, or nil when there
+// is none.
+func parseMsgGet(data []byte) (*storedMsg, error) {
 	var resp struct {
 		Message *storedMsg `json:"message"`
 		Error   *struct {
@@ -175,16 +185,16 @@ func (c *Client) getResult(ctx context.Context, req msgGetRequest) (*storedMsg, 
 			Description string `json:"description"`
 		} `json:"error"`
 	}
-	if err := json.Unmarshal(reply.Data, &resp); err != nil {
-		return nil, fmt.Errorf("read results stream %s: %w", c.opts.resultsStream, err)
+	if err := json.Unmarshal(data, &resp); err != nil {
+		return nil, err
 	}
 	switch {
 	case resp.Error != nil && resp.Error.ErrCode == jsErrNoMessage:
 		return nil, nil
 	case resp.Error != nil:
-		return nil, fmt.Errorf("read results stream %s: %s (%d)", c.opts.resultsStream, resp.Error.Description, resp.Error.ErrCode)
+		return nil, fmt.Errorf("%s (%d)", resp.Error.Description, resp.Error.ErrCode)
 	case resp.Message == nil:
-		return nil, fmt.Errorf("read results stream %s: empty answer", c.opts.resultsStream)
+		return nil, errors.New("empty answer")
 	}
 	return resp.Message, nil
 }

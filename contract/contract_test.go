@@ -1,8 +1,13 @@
 package contract_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -91,4 +96,55 @@ func FuzzRequestToken(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Every valid example of schemas/ decodes into its contract type with no field left over, and
+// encodes back to the same document: the types and the schemas describe the same contract.
+func TestTypesHoldEveryValidExample(t *testing.T) {
+	files, err := filepath.Glob("../schemas/examples/valid/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples: %v", err)
+	}
+	kinds := map[string]contract.Kind{}
+	for _, k := range contract.Kinds {
+		kinds[strings.ReplaceAll(k.SubjectSuffix(), ".", "-")] = k
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			name, _, _ := strings.Cut(filepath.Base(f), ".")
+			var v any
+			if k, ok := kinds[name]; ok {
+				req, _ := contract.NewRequest(k)
+				v = req
+			} else {
+				v = new(contract.Result)
+			}
+			dec := json.NewDecoder(bytes.NewReader(b))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(v); err != nil {
+				t.Fatalf("decode into %T: %v", v, err)
+			}
+			if r, ok := v.(*contract.Result); ok && strings.ReplaceAll(r.Message, "_", "-") != name {
+				t.Fatalf("%s holds a %q result, or a request of no known kind", f, r.Message)
+			}
+			again, err := json.Marshal(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want, got any
+			if err := json.Unmarshal(b, &want); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(again, &got); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(want, got) {
+				t.Fatalf("%T does not encode back to the example:\n got %s\nwant %s", v, again, b)
+			}
+		})
+	}
 }

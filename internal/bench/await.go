@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -20,9 +21,9 @@ import (
 //   - stored: Await for every request of the product phase, whose verdicts are all stored by now,
 //     InFlight at a time: how many verdicts per second Await finds, and how long one call takes;
 //   - live: Requests more requests (connectors of their own), each through SubmitAndAwait, InFlight
-//     at a time: the end-to-end rate of an app that awaits every request, and the time from a
+//     at a time, as an app that awaits each request would: the end-to-end rate of an app that awaits every request, and the time from a
 //     result's publication (its produced_at) to Await returning it.
-func runAwait(ctx context.Context, cfg Config, natsURL, productRunID string, rep *Report) error {
+func runAwait(ctx context.Context, cfg Config, replicas []replica, natsURL, productRunID string, rep *Report) error {
 	nc, err := nats.Connect(natsURL, nats.Name("provisioner-bench-await"))
 	if err != nil {
 		return fmt.Errorf("connect to nats: %w", err)
@@ -47,15 +48,19 @@ func runAwait(ctx context.Context, cfg Config, natsURL, productRunID string, rep
 	rep.AwaitStoredPerS = round(float64(cfg.Requests)/elapsed.Seconds(), 1)
 	rep.AwaitStoredP50Ms, rep.AwaitStoredP99Ms = ms(percentile(stored, 50)), ms(percentile(stored, 99))
 
+	before, err := takeSample(replicas)
+	if err != nil {
+		return err
+	}
 	runID := "await-" + uuid.NewString()[:8]
 	body := requestBody(cfg.Workspaces)
 	live, elapsed, err := awaitAll(ctx, cfg.Requests, cfg.InFlight, func(ctx context.Context, i int) (time.Duration, error) {
-		id := runID + "-" + strconv.Itoa(i)
-		// connectors of their own: numbered after the product phase's
-		if _, err := c.SubmitJSON(ctx, contract.KindCredentialsSubmitted, body(cfg.Requests+i, id)); err != nil {
+		// the product phase's requests, typed, for connectors of their own (numbered after its)
+		var req contract.CredentialsSubmitted
+		if err := json.Unmarshal(body(cfg.Requests+i, runID+"-"+strconv.Itoa(i)), &req); err != nil {
 			return 0, err
 		}
-		res, err := c.Await(ctx, id)
+		res, err := c.SubmitAndAwait(ctx, &req)
 		returned := time.Now()
 		if err != nil {
 			return 0, err
@@ -68,8 +73,16 @@ func runAwait(ctx context.Context, cfg Config, natsURL, productRunID string, rep
 	if err != nil {
 		return fmt.Errorf("submit and await: %w", err)
 	}
-	rep.AwaitPerS = round(float64(cfg.Requests)/elapsed.Seconds(), 1)
+	after, err := takeSample(replicas)
+	if err != nil {
+		return err
+	}
+	n := float64(cfg.Requests)
+	rep.AwaitPerS = round(n/elapsed.Seconds(), 1)
 	rep.AwaitP50Ms, rep.AwaitP99Ms = ms(percentile(live, 50)), ms(percentile(live, 99))
+	rep.AwaitToProduct = round(rep.AwaitPerS/rep.ThroughputPerS, 3)
+	rep.AwaitCPUSPer1k = round(((after.self-before.self)+(after.replicas-before.replicas)).Seconds()/n*1000, 3)
+	rep.AwaitOtherBusy = otherBusy(before, after)
 	return nil
 }
 

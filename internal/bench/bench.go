@@ -151,9 +151,10 @@ type Report struct {
 	// The await path, package client (absent with SkipAwait). AwaitStoredPerS is how many stored
 	// verdicts per second Await finds (every request of the product phase, InFlight at a time), and
 	// AwaitStoredP50Ms/P99Ms how long one such call takes. AwaitPerS is the rate of Requests more
-	// requests, each through Submit then Await, InFlight at a time; AwaitP50Ms/P99Ms are from a
+	// requests, each through SubmitAndAwait, InFlight at a time; AwaitP50Ms/P99Ms are from a
 	// result's publication (its produced_at) to Await returning it; AwaitRatioToFloor is AwaitPerS
-	// over FloorPerS.
+	// over FloorPerS. AwaitCPUSPer1k is CPU seconds per 1,000 requests of that phase, replicas and
+	// this process together (compare with CPUSPer1k in-process); AwaitOtherBusy is OtherBusyCPUs during it.
 	AwaitStoredPerS   float64 `json:"await_stored_per_s,omitempty"`
 	AwaitStoredP50Ms  float64 `json:"await_stored_p50_ms,omitempty"`
 	AwaitStoredP99Ms  float64 `json:"await_stored_p99_ms,omitempty"`
@@ -161,6 +162,11 @@ type Report struct {
 	AwaitP50Ms        float64 `json:"await_p50_ms,omitempty"`
 	AwaitP99Ms        float64 `json:"await_p99_ms,omitempty"`
 	AwaitRatioToFloor float64 `json:"await_ratio_to_floor,omitempty"`
+	// AwaitToProduct is AwaitPerS over ThroughputPerS: what awaiting every request leaves of the
+	// product's rate, measured minutes apart on the same replicas.
+	AwaitToProduct float64 `json:"await_to_product,omitempty"`
+	AwaitCPUSPer1k float64 `json:"await_cpu_s_per_1k,omitempty"`
+	AwaitOtherBusy float64 `json:"await_other_busy_cpus,omitempty"`
 
 	// The floor (absent with SkipFloor).
 	FloorPerS      float64 `json:"floor_per_s,omitempty"`
@@ -416,7 +422,7 @@ func runProduct(ctx context.Context, cfg Config, natsURL, secretsDir string, log
 	if cfg.SkipAwait {
 		return nil
 	}
-	if err := runAwait(phaseCtx, cfg, natsURL, productRunID, rep); err != nil {
+	if err := runAwait(phaseCtx, cfg, replicas, natsURL, productRunID, rep); err != nil {
 		return fmt.Errorf("await: %w", err)
 	}
 	return nil
