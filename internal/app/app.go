@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/provisioner-dev/provisioner/internal/airbyte"
@@ -34,6 +35,7 @@ import (
 	"github.com/provisioner-dev/provisioner/internal/metrics"
 	"github.com/provisioner-dev/provisioner/internal/natsembed"
 	"github.com/provisioner-dev/provisioner/internal/provision"
+	"github.com/provisioner-dev/provisioner/internal/tracing"
 	"github.com/provisioner-dev/provisioner/internal/vault"
 )
 
@@ -48,6 +50,9 @@ type Options struct {
 	Started func(Endpoints)
 	// UserAgent of Airbyte calls.
 	UserAgent string
+	// TracerProvider records the worker's spans (built by the process, see tracing.FromEnv); nil =
+	// off. Run flushes it once the worker has drained; the process shuts it down.
+	TracerProvider trace.TracerProvider
 }
 
 // Endpoints are the addresses a started worker serves or uses.
@@ -73,7 +78,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = slog.New(logattr.NewHandler(logger.Handler()))
+	logger = slog.New(tracing.NewLogHandler(logattr.NewHandler(logger.Handler())))
 	reg := opts.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -210,8 +215,10 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 		BaseURL: cfg.AirbyteURL, ClientID: cfg.AirbyteClientID, ClientSecret: clientSecret,
 		OrganizationID: cfg.AirbyteOrganizationID, Timeout: cfg.AirbyteTimeout, UserAgent: opts.UserAgent,
 		MaxConns: cfg.Concurrency * 2, RateLimit: cfg.AirbyteRateLimit, ConnectorToken: cfg.AirbyteConnectorToken,
-		WrapTransport: func(next http.RoundTripper) http.RoundTripper { return m.InstrumentTransport(next, airbyte.Operation) },
-		Observer:      m, Logger: logger.With("component", "airbyte"),
+		WrapTransport: func(next http.RoundTripper) http.RoundTripper {
+			return tracing.HTTPTransport(m.InstrumentTransport(next, airbyte.Operation), airbyte.Operation)
+		},
+		Observer: m, Logger: logger.With("component", "airbyte"),
 	})
 	if err != nil {
 		return fmt.Errorf("airbyte client: %w", err)
@@ -225,7 +232,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	if cfg.SecretPathPolicy == config.NoSecretPathPolicy || cfg.SecretPathPolicy == "" {
 		logger.Warn("no secret path policy: any request may use any secret reference, there is no tenant isolation; set --secret-path-policy, e.g. customers/{workspace_name}/")
 	}
-	svc, err := provision.New(client, store, led, m, provision.Config{
+	svc, err := provision.New(client, tracedSecrets{store}, tracedLedger{led}, m, provision.Config{
 		Policy: policy, Lookup: provision.LookupMode(cfg.Lookup),
 		Budget:          cfg.AckWait * 2 / 3,
 		LeaseRenewEvery: leaseTTL / 4,
@@ -242,6 +249,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	worker, err := consumer.NewWorker(js, consumer.Config{
 		Topology: topo, Policy: consumer.ConsumerPolicy{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver},
 		Concurrency: cfg.Concurrency, ShutdownTimeout: cfg.ShutdownTimeout, Source: "provisioner/" + owner,
+		TracerProvider: opts.TracerProvider,
 	}, svc, dec, m, health, logger)
 	if err != nil {
 		return err
@@ -257,10 +265,11 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	// the worker has drained; flush what the connection still buffers
+	// the worker has drained; flush what the connection still buffers, and the spans
 	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		logger.Warn("nats drain", "error", err)
 	}
+	flushTraces(ctx, opts.TracerProvider, logger)
 	return nil
 }
 

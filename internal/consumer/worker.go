@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/logattr"
 	"github.com/provisioner-dev/provisioner/internal/provision"
+	"github.com/provisioner-dev/provisioner/internal/tracing"
 )
 
 // Handler is the domain step. Implemented by *provision.Service.
@@ -59,6 +61,8 @@ type Config struct {
 	Pull   PullConfig
 	Source string // CloudEvents source of results
 	Now    func() time.Time
+	// TracerProvider records a span per delivery and its children; nil = tracing off.
+	TracerProvider trace.TracerProvider
 }
 
 // Worker pulls requests from the durable consumer and handles them.
@@ -125,7 +129,10 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	outcome := provision.OutcomeRetry
 	defer func() { done(outcome) }()
 
-	logger := w.logger.With("kind", kind, "stream_seq", meta.Sequence.Stream, "delivery", delivery)
+	ctx, span := tracing.StartProcess(ctx, w.cfg.TracerProvider, tracing.Delivery{Subject: msg.Subject(), Header: msg.Headers(), BodySize: len(msg.Data()), Stream: meta.Stream, Sequence: meta.Sequence.Stream, Stored: meta.Timestamp, Consumer: meta.Consumer, Number: delivery})
+	var dec provision.Decision
+	defer func() { span.End(outcome, errorCode(dec.Err)) }()
+	logger := w.logger.With(append([]any{"kind", kind, "stream_seq", meta.Sequence.Stream, "delivery", delivery}, tracing.LogAttrs(ctx)...)...)
 
 	// Keep the message ours while we work: AckWait restarts at every InProgress.
 	hbCtx, stopHB := context.WithCancel(ctx)
@@ -144,7 +151,6 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	}()
 
 	req, err := w.decoder.Decode(kind, msg.Data())
-	var dec provision.Decision
 	if err != nil {
 		id, ws := event.PeekID(msg.Data())
 		if id == "" {
@@ -169,6 +175,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		if req.CredentialsSubmitted != nil {
 			attrs = append(attrs, slog.String("connector_kind", req.CredentialsSubmitted.ConnectorKind()))
 		}
+		span.SetRequest(req.ID(), req.WorkspaceName())
 		logger = slog.New(logger.Handler().WithAttrs(attrs))
 		// lines logged with the request's context (the Airbyte client, the secret store) carry them too
 		reqCtx := logattr.With(ctx, attrs...)
@@ -234,6 +241,15 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, logger *slog.Log
 	if err := msg.TermWithReason(string(code)); err != nil {
 		logger.Warn("term failed; a redelivery will dead-letter it again (deduplicated)", "error", err)
 	}
+}
+
+// errorCode is the code of a failed decision's error, "" for none.
+func errorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	code, _ := event.CodeOf(err)
+	return string(code)
 }
 
 func errorText(err error) string {

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/provisioner-dev/provisioner/internal/tracing"
 )
 
 // State of an entry.
@@ -240,7 +242,9 @@ func (ls *Lease) MarkCreateSent(ctx context.Context) error {
 }
 
 // Complete records the result; every later claim of the identity gets Done with this record.
-func (ls *Lease) Complete(ctx context.Context, record json.RawMessage) error {
+func (ls *Lease) Complete(ctx context.Context, record json.RawMessage) (err error) {
+	ctx, span := tracing.StartLedger(ctx, "complete")
+	defer func() { span.End(err, "") }()
 	return ls.write(ctx, func(e *Entry) {
 		e.State, e.Record, e.LeaseExpires = StateDone, record, time.Time{}
 	})
