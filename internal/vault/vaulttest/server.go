@@ -62,14 +62,21 @@ func Load(path string) (Recordings, error) {
 	return rs, nil
 }
 
-// MustLoad is Load failing tb on error.
-func MustLoad(tb testing.TB, path string) Recordings {
+// MustLoad is Load of every path, failing tb on error; a later file's recording replaces an
+// earlier one of the same name.
+func MustLoad(tb testing.TB, paths ...string) Recordings {
 	tb.Helper()
-	rs, err := Load(path)
-	if err != nil {
-		tb.Fatal(err)
+	all := make(Recordings)
+	for _, path := range paths {
+		rs, err := Load(path)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for name, r := range rs {
+			all[name] = r
+		}
 	}
-	return rs
+	return all
 }
 
 // Get returns the named recording, failing tb if there is none.
@@ -127,6 +134,7 @@ type Server struct {
 type route struct {
 	responses []Recording
 	served    int
+	cycle     bool // start over after the last response instead of repeating it
 }
 
 // NewServer starts a plain HTTP server, closed when the test ends.
@@ -167,6 +175,13 @@ func writeAsPost(method string) string {
 		return http.MethodPost
 	}
 	return method
+}
+
+// HandleCycle routes method and path to responses in turn, starting over after the last.
+func (s *Server) HandleCycle(method, path string, responses ...Recording) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.routes[writeAsPost(method)+" "+path] = &route{responses: responses, cycle: true}
 }
 
 // HandleRecorded routes each recording at its own recorded method and path.
@@ -216,7 +231,11 @@ func (s *Server) serve(w http.ResponseWriter, req *http.Request) {
 	rt, ok := s.routes[method+" "+path]
 	var rec Recording
 	if ok {
-		rec = rt.responses[min(rt.served, len(rt.responses)-1)]
+		if rt.cycle {
+			rec = rt.responses[rt.served%len(rt.responses)]
+		} else {
+			rec = rt.responses[min(rt.served, len(rt.responses)-1)]
+		}
 		rt.served++
 	}
 	_, needsToken := rec.Request.Headers["X-Vault-Token"]
