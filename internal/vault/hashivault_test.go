@@ -23,11 +23,11 @@ const (
 	recordings = "testdata/openbao-2.6.2-dev.json"
 	// shapes are responses derived from the recordings for cases they lack (sealed logins,
 	// revoked tokens, capped renewals, the KV preflight); each says so in its note
-	shapes = "testdata/openbao-2.6.2-shapes.json"
-	rootToken  = "hvs.test-root-token-0001"
-	secretID   = "b9ebb7fe-1c1b-87e6-ff0c-adae7eec1758"
-	roleID     = "2eff6816-e28e-7b2d-3109-907efa3d50dd"
-	k8sJWT     = "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"
+	shapes    = "testdata/openbao-2.6.2-shapes.json"
+	rootToken = "hvs.test-root-token-0001"
+	secretID  = "b9ebb7fe-1c1b-87e6-ff0c-adae7eec1758"
+	roleID    = "2eff6816-e28e-7b2d-3109-907efa3d50dd"
+	k8sJWT    = "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"
 
 	pathGithub  = "/v1/secret/data/customers/acme/github"
 	pathHubspot = "/v1/secret/data/customers/acme/hubspot"
@@ -73,8 +73,8 @@ type harness struct {
 	clock *vaulttest.Clock
 	obs   *vaulttest.Observer
 	logs  *syncBuffer
-	mu   sync.Mutex
-	errs []string
+	mu    sync.Mutex
+	errs  []string
 }
 
 func newHarness(t *testing.T) *harness {
