@@ -78,7 +78,6 @@ func Default() Config {
 		Consumer: "provisioner", LedgerBucket: "provisioner_ledger", StreamReplicas: 1, DuplicateWindow: 2 * time.Minute,
 		Concurrency: 16, AckWait: 30 * time.Second, MaxDeliver: 8, MaxAckPending: 1000,
 		AirbyteURL: "https://api.airbyte.ai", AirbyteTimeout: 10 * time.Second,
-		SecretsDir:  "./secrets",
 		Vault:       vault.VaultConfig{Mount: "secret", Auth: "token", AppRoleMount: "approle", K8sMount: "kubernetes", K8sTokenPath: "/var/run/secrets/kubernetes.io/serviceaccount/token"},
 		Lookup:      "recovery",
 		MetricsAddr: ":9090", LogFormat: "auto", LogLevel: "info", ShutdownTimeout: 25 * time.Second,
@@ -128,7 +127,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.AirbyteOrganizationID, "airbyte-organization-id", c.AirbyteOrganizationID, "Airbyte organization id (X-Organization-Id)")
 	fs.DurationVar(&c.AirbyteTimeout, "airbyte-timeout", c.AirbyteTimeout, "timeout of one Airbyte HTTP attempt")
 	fs.Float64Var(&c.AirbyteRateLimit, "airbyte-rate-limit", c.AirbyteRateLimit, "client-side Airbyte requests per second per replica (0 = no limit)")
-	fs.StringVar(&c.SecretsDir, "secrets-dir", c.SecretsDir, "directory of the file secret backend (empty = off)")
+	fs.StringVar(&c.SecretsDir, "secrets-dir", c.SecretsDir, "directory of the file secret backend (file: references); off unless given")
 	fs.BoolVar(&c.SecretsEnv, "secrets-env", c.SecretsEnv, "enable the env secret backend (env:NAME references)")
 	fs.StringVar(&c.SecretsEnvPrefix, "secrets-env-prefix", c.SecretsEnvPrefix, "only environment variables with this prefix may be referenced")
 	fs.StringVar(&c.Vault.Addr, "vault-addr", c.Vault.Addr, "HashiCorp Vault address (empty = Vault backend off)")

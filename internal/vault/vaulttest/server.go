@@ -112,6 +112,28 @@ func (r Recording) WithAuth(tb testing.TB, clientToken string, leaseSeconds int,
 	return r
 }
 
+// WithData returns a copy of a KV v2 read recording r that serves data as the secret
+// (data.data), at path (the request path, e.g. /v1/secret/data/provisioner/airbyte).
+func (r Recording) WithData(tb testing.TB, path string, data map[string]string) Recording {
+	tb.Helper()
+	var body map[string]any
+	if err := json.Unmarshal(r.Response.Body, &body); err != nil {
+		tb.Fatalf("recording %s: %v", r.Name, err)
+	}
+	outer, ok := body["data"].(map[string]any)
+	if !ok {
+		tb.Fatalf("recording %s has no data block", r.Name)
+	}
+	outer["data"] = data
+	b, err := json.Marshal(body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r.Response.Body = b
+	r.Request.Path = path
+	return r
+}
+
 // Seen is a request the server received.
 type Seen struct {
 	Method, Path, Token, Namespace string
