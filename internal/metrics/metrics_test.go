@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"math"
 	"os"
@@ -637,5 +638,46 @@ func TestDocsListEveryMetric(t *testing.T) {
 		if !registered[name] {
 			t.Errorf("the README's metrics section lists %s, which is not registered", name)
 		}
+	}
+}
+
+// The Helm chart's Grafana dashboard charts Vault's login state, logins and token expiry.
+func TestDashboardChartsVaultMetrics(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "helm", "provisioner", "dashboards", "provisioner.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	var exprs strings.Builder
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			exprs.WriteString(tg.Expr + "\n")
+		}
+	}
+	_, reg := newMetrics(t, nil)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	charted := 0
+	for _, mf := range mfs {
+		if name := mf.GetName(); strings.HasPrefix(name, "provisioner_vault_") {
+			charted++
+			if !strings.Contains(exprs.String(), name) {
+				t.Errorf("no dashboard panel queries %s", name)
+			}
+		}
+	}
+	if charted != 3 {
+		t.Fatalf("%d vault metrics registered, want 3", charted)
 	}
 }
