@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/consumer"
 	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/natsembed/natsembedtest"
@@ -56,7 +57,7 @@ func TestPublishResultsAndDLQCommands(t *testing.T) {
 		}
 	})
 	t.Run("results --json --all", func(t *testing.T) {
-		res := event.ErrorResult(event.KindCredentialsSubmitted, "cli-1", "acme", 1, event.CodeSecretNotFound, "gone", false, time.Now())
+		res := event.ErrorResult(contract.KindCredentialsSubmitted, "cli-1", "acme", 1, contract.CodeSecretNotFound, "gone", false, time.Now())
 		if err := consumer.NewPublisher(js, topo, "test").PublishResult(ctx, res, ""); err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +70,7 @@ func TestPublishResultsAndDLQCommands(t *testing.T) {
 		if code := <-done; code != exitOK {
 			t.Fatalf("exit %d: %s", code, stderr.String())
 		}
-		var got event.Result
+		var got contract.Result
 		if err := json.Unmarshal([]byte(strings.TrimSpace(stdout.String())), &got); err != nil || got.RequestID != "cli-1" {
 			t.Fatalf("line %q: %v", stdout.String(), err)
 		}

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/config"
-	"github.com/provisioner-dev/provisioner/internal/event"
 )
 
 // lockedBuffer is written by the command and read by the test.
@@ -134,7 +134,7 @@ func TestReadmeInStep(t *testing.T) {
 			t.Errorf("README does not document --%s", f.Name)
 		}
 	})
-	for _, c := range event.Codes {
+	for _, c := range contract.Codes {
 		if !strings.Contains(readme, "| `"+string(c)+"` |") {
 			t.Errorf("README does not document error code %s", c)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/event"
 )
 
@@ -49,12 +50,12 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *kindFlag != "" {
 		kind = *kindFlag
 	}
-	var k event.Kind
+	var k contract.Kind
 	switch kind {
 	case "credentials", "credentials.submitted":
-		k = event.KindCredentialsSubmitted
+		k = contract.KindCredentialsSubmitted
 	case "onboarded", "customer.onboarded":
-		k = event.KindCustomerOnboarded
+		k = contract.KindCustomerOnboarded
 	default:
 		return usagef("say which request: credentials or onboarded (got %q)", kind)
 	}
@@ -75,7 +76,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			*id = uuid.NewString()
 		}
 		req := map[string]any{"id": *id, "workspace_name": *workspace, "occurred_at": time.Now().UTC().Format(time.RFC3339)}
-		if k == event.KindCredentialsSubmitted {
+		if k == contract.KindCredentialsSubmitted {
 			for key, v := range map[string]string{"connector_type": *connectorType, "definition_id": *definitionID, "source_template_id": *templateID, "name": *name, "credentials_ref": *ref} {
 				if v != "" {
 					req[key] = v

@@ -8,7 +8,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/provisioner-dev/provisioner/internal/event"
+	"github.com/provisioner-dev/provisioner/contract"
 )
 
 func runResults(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -35,7 +35,7 @@ func printResult(w io.Writer, data []byte, asJSON bool) {
 		fmt.Fprintf(w, "%s\n", data)
 		return
 	}
-	var r event.Result
+	var r contract.Result
 	if err := json.Unmarshal(data, &r); err != nil {
 		fmt.Fprintf(w, "unreadable result: %s\n", data)
 		return

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"io"
 	"runtime"
 
 	"github.com/provisioner-dev/provisioner/internal/app"
 	"github.com/provisioner-dev/provisioner/internal/config"
+	"github.com/provisioner-dev/provisioner/internal/consumer"
 	"github.com/provisioner-dev/provisioner/internal/metrics"
 )
 
@@ -42,5 +44,10 @@ func runWorker(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	logger := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
-	return app.Run(ctx, cfg, app.Options{Logger: logger, Build: buildInfo(), UserAgent: "provisioner/" + version})
+	err = app.Run(ctx, cfg, app.Options{Logger: logger, Build: buildInfo(), UserAgent: "provisioner/" + version})
+	var drift *consumer.DriftError
+	if errors.As(err, &drift) {
+		return usageError{err} // a configuration mistake: exit 2
+	}
+	return err
 }

@@ -34,6 +34,7 @@ type call struct {
 	method    string
 	path      string // under the base URL, starting with /api/v1/
 	query     url.Values
+	rawQuery  string // sent as it is, instead of query (a next link's)
 	body      []byte // nil for none
 	auth      authKind
 	workspace string // for authScoped
@@ -139,7 +140,10 @@ func (c *Client) attempt(ctx context.Context, cl *call, token string, attempt in
 
 	// cl.path is already escaped (ids go through url.PathEscape), so it is appended as text.
 	target := c.base.String() + cl.path
-	if len(cl.query) > 0 {
+	switch {
+	case cl.rawQuery != "":
+		target += "?" + cl.rawQuery
+	case len(cl.query) > 0:
 		target += "?" + cl.query.Encode()
 	}
 	var body io.Reader = http.NoBody

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"strconv"
 
 	"github.com/provisioner-dev/provisioner/internal/secret"
 )
@@ -136,44 +135,6 @@ func (c *Client) ListSourceTemplates(ctx context.Context, p SourceTemplateListPa
 	var out SourceTemplateListResponse
 	err := c.do(ctx, &call{op: "source_templates_list", method: http.MethodGet, path: "/api/v1/embedded/source-templates",
 		query: q, auth: authScoped, workspace: p.WorkspaceName}, &out)
-	if err != nil {
-		return nil, err
-	}
-	return &out, nil
-}
-
-// ListWorkspaces lists the organization's workspaces, one page at a time (p.Cursor = previous Next).
-func (c *Client) ListWorkspaces(ctx context.Context, p WorkspaceListParams) (*WorkspaceListResponse, error) {
-	q := url.Values{}
-	if p.NameContains != "" {
-		q.Set("name_contains", p.NameContains)
-	}
-	if p.Status != "" {
-		q.Set("status", p.Status)
-	}
-	if p.Limit > 0 {
-		q.Set("limit", strconv.Itoa(p.Limit))
-	}
-	if p.Cursor != "" {
-		q.Set("cursor", p.Cursor)
-	}
-	var out WorkspaceListResponse
-	err := c.do(ctx, &call{op: "workspaces_list", method: http.MethodGet, path: "/api/v1/workspaces", query: q,
-		auth: authOperator}, &out)
-	if err != nil {
-		return nil, err
-	}
-	return &out, nil
-}
-
-// GetWorkspace reads one workspace by id.
-func (c *Client) GetWorkspace(ctx context.Context, id string) (*WorkspaceGetResponse, error) {
-	if id == "" {
-		return nil, errors.New("airbyte: id is required")
-	}
-	var out WorkspaceGetResponse
-	err := c.do(ctx, &call{op: "workspaces_get", method: http.MethodGet, path: "/api/v1/workspaces/" + url.PathEscape(id),
-		auth: authOperator}, &out)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,6 +73,18 @@ func (tc *tokenCache) invalidate(key, rejected string) {
 		delete(tc.tokens, key)
 	}
 	tc.mu.Unlock()
+}
+
+// forgetWorkspace drops the scoped tokens of the workspace with this id (it was deleted: a new
+// mint of its name creates another workspace).
+func (tc *tokenCache) forgetWorkspace(id string) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	for k, t := range tc.tokens {
+		if k != operatorKey && strings.EqualFold(t.workspace.ID, id) {
+			delete(tc.tokens, k)
+		}
+	}
 }
 
 // ApplicationToken returns the organization-wide application (operator) token, minting it when the

@@ -287,21 +287,43 @@ type WorkspaceGetResponse struct {
 	UpdatedAt      Time   `json:"updated_at"`
 }
 
+// Workspace statuses.
+const (
+	WorkspaceActive   = "active"
+	WorkspaceInactive = "inactive"
+)
+
+// WorkspaceUpdateRequest changes a workspace; empty fields are left as they are.
+type WorkspaceUpdateRequest struct {
+	Name         string `json:"name,omitempty"`
+	Status       string `json:"status,omitempty"` // WorkspaceActive or WorkspaceInactive
+	CacheEnabled *bool  `json:"cache_enabled,omitempty"`
+}
+
+// WorkspaceUpdateResponse is a workspace after an update.
+type WorkspaceUpdateResponse = WorkspaceGetResponse
+
+// WorkspaceDeleteResponse acknowledges a deleted workspace.
+type WorkspaceDeleteResponse struct {
+	ID        string `json:"id"`
+	DeletedAt Time   `json:"deleted_at"`
+}
+
 // WorkspaceListItem is one workspace in a list.
 type WorkspaceListItem = WorkspaceGetResponse
 
-// WorkspaceListResponse is one page of workspaces; Next is the cursor of the following page.
+// WorkspaceListResponse is one page of workspaces; Next is the URL of the following page, empty
+// on the last (ListWorkspaces returns every page at once, with Next empty).
 type WorkspaceListResponse struct {
 	Next string              `json:"next,omitempty"`
 	Data []WorkspaceListItem `json:"data"`
 }
 
-// WorkspaceListParams filters and pages the workspace list.
+// WorkspaceListParams filters the workspace list.
 type WorkspaceListParams struct {
 	NameContains string
 	Status       string // active, inactive
-	Limit        int
-	Cursor       string
+	Limit        int    // page size; 0 = the API's default
 }
 
 // Time is a timestamp as the API writes it: RFC 3339, or without an offset (FastAPI's naive

@@ -6,11 +6,12 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
+	crand "crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -62,7 +63,7 @@ func Topology(cfg config.Config) consumer.Topology {
 	return consumer.Topology{
 		SubjectPrefix: cfg.SubjectPrefix, RequestsStream: cfg.RequestsStream, ResultsStream: cfg.ResultsStream,
 		DLQStream: cfg.DLQStream, Consumer: cfg.Consumer, Replicas: cfg.StreamReplicas,
-		DuplicateWindow: cfg.DuplicateWindow,
+		DuplicateWindow: cfg.DuplicateWindow, LedgerBucket: cfg.LedgerBucket,
 	}.WithDefaults()
 }
 
@@ -131,22 +132,61 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	topo := Topology(cfg)
 	leaseTTL := 2 * cfg.AckWait
 	var led *ledger.Ledger
+	mode := consumer.Manage
+	switch {
+	case !cfg.ManageStreams:
+		mode = consumer.VerifyOnly
+	case cfg.ReconcileStreams:
+		mode = consumer.Reconcile
+	}
+	delivery := consumer.ConsumerPolicy{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}
 	// JetStream may be briefly unavailable (a server restarting, a cluster electing a leader): retry
 	// the start-up calls until they succeed or the process is told to stop, rather than exit.
+	// SetupWith bounds each of its calls with a short, jittered timeout (replicas starting together
+	// on a fresh cluster race to create the same streams); a round is bounded more loosely, since
+	// changing a stream's replicas waits on the cluster.
+	var report consumer.SetupReport
 	err = backoff.RetryNotify(func() error {
-		callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		roundCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		if _, err := consumer.Setup(callCtx, js, topo, consumer.ConsumerPolicy{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}); err != nil {
+		r, err := consumer.SetupWith(roundCtx, js, topo, delivery, mode)
+		if err != nil {
+			var drift *consumer.DriftError
+			if errors.As(err, &drift) {
+				return backoff.Permanent(err)
+			}
 			return fmt.Errorf("set up streams: %w", err)
 		}
-		l, err := ledger.Open(callCtx, js, ledger.Config{Bucket: cfg.LedgerBucket, Replicas: cfg.StreamReplicas, LeaseTTL: leaseTTL, Owner: owner})
+		report = r
+		return nil
+	}, backoff.WithContext(startupBackOff(), ctx), func(err error, next time.Duration) {
+		logger.Warn("jetstream not ready; retrying", "error", err, "in", next)
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range report.Applied {
+		logger.Warn("applied this replica's stream settings", "object", d.Object, "setting", d.Setting, "found", d.Found, "want", d.Want)
+	}
+	for _, d := range report.Tolerated {
+		logger.Warn("stream settings differ from this replica's; left as the platform made them", "object", d.Object, "setting", d.Setting, "found", d.Found, "want", d.Want)
+	}
+	bucketReplicas := cfg.StreamReplicas
+	if mode == consumer.VerifyOnly && report.BucketReplicas > 0 {
+		bucketReplicas = report.BucketReplicas // leave the platform's bucket as it is
+	}
+	// The ledger creates its bucket: the same race, so the same short, jittered timeout per call.
+	err = backoff.RetryNotify(func() error {
+		callCtx, cancel := context.WithTimeout(ctx, startupCallTimeout())
+		defer cancel()
+		l, err := ledger.Open(callCtx, js, ledger.Config{Bucket: cfg.LedgerBucket, Replicas: bucketReplicas, LeaseTTL: leaseTTL, Owner: owner})
 		if err != nil {
 			return err
 		}
 		led = l
 		return nil
 	}, backoff.WithContext(startupBackOff(), ctx), func(err error, next time.Duration) {
-		logger.Warn("jetstream not ready; retrying", "error", err, "in", next)
+		logger.Warn("ledger not ready; retrying", "error", err, "in", next)
 	})
 	if err != nil {
 		return err
@@ -274,11 +314,19 @@ func (o vaultObserver) VaultStatus(s vault.Status) {
 
 func (o vaultObserver) VaultLogin(ok bool) { o.metrics.VaultLogin(ok) }
 
+// startupCallTimeout bounds one start-up call: 1s plus up to 1s of jitter. A cluster answers in
+// milliseconds once it has a leader; a call stuck on an election, or a create that lost the race
+// to another replica's identical create (the server answers only one), is better retried.
+func startupCallTimeout() time.Duration {
+	return time.Second + rand.N(time.Second)
+}
+
 // startupBackOff retries start-up calls without end; the context bounds it.
 func startupBackOff() backoff.BackOff {
 	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 250 * time.Millisecond
-	b.MaxInterval = 5 * time.Second
+	b.InitialInterval = 100 * time.Millisecond
+	b.RandomizationFactor = 0.5
+	b.MaxInterval = 2 * time.Second
 	b.MaxElapsedTime = 0
 	return b
 }
@@ -375,6 +423,6 @@ func DefaultOwner() string {
 		host = "worker"
 	}
 	var b [4]byte
-	_, _ = rand.Read(b[:])
+	_, _ = crand.Read(b[:])
 	return host + "-" + hex.EncodeToString(b[:])
 }

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
-	"github.com/provisioner-dev/provisioner/internal/event"
 )
 
 // The first complete path: credentials in, connector out; a missing secret, bad JSON, a schema
@@ -34,13 +34,13 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("workspace ready", func(t *testing.T) {
 		r := byID["onb-1"]
-		if r.Message != event.MessageWorkspaceReady || r.WorkspaceID == "" {
+		if r.Message != contract.MessageWorkspaceReady || r.WorkspaceID == "" {
 			t.Fatalf("got %+v", r)
 		}
 	})
 	t.Run("source created", func(t *testing.T) {
 		r := byID["req-gh"]
-		if r.Message != event.MessageSourceCreated || r.WorkspaceName != "acme" || r.WorkspaceID != byID["onb-1"].WorkspaceID || r.Attempts != 1 {
+		if r.Message != contract.MessageSourceCreated || r.WorkspaceName != "acme" || r.WorkspaceID != byID["onb-1"].WorkspaceID || r.Attempts != 1 {
 			t.Fatalf("got %+v", r)
 		}
 		var data struct {
@@ -51,7 +51,7 @@ func TestEndToEnd(t *testing.T) {
 		if err := json.Unmarshal(r.Data, &data); err != nil {
 			t.Fatal(err)
 		}
-		if data.Name != "GitHub" || data.ReplicationConfig["credentials"] != event.RedactedCredentials {
+		if data.Name != "GitHub" || data.ReplicationConfig["credentials"] != contract.RedactedCredentials {
 			t.Fatalf("data %s", r.Data)
 		}
 		// the right secret reached Airbyte
@@ -61,15 +61,15 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 	t.Run("oauth connector", func(t *testing.T) {
-		if r := byID["req-hs"]; r.Message != event.MessageSourceCreated {
+		if r := byID["req-hs"]; r.Message != contract.MessageSourceCreated {
 			t.Fatalf("got %+v", r)
 		}
 	})
-	for id, code := range map[string]event.Code{
-		"req-missing":     event.CodeSecretNotFound,
-		"req-broken":      event.CodeInvalidJSON,
-		"req-inline":      event.CodeSchemaViolation,
-		"req-unsupported": event.CodeUnsupportedSubject,
+	for id, code := range map[string]contract.Code{
+		"req-missing":     contract.CodeSecretNotFound,
+		"req-broken":      contract.CodeInvalidJSON,
+		"req-inline":      contract.CodeSchemaViolation,
+		"req-unsupported": contract.CodeUnsupportedSubject,
 	} {
 		t.Run("error "+string(code), func(t *testing.T) {
 			r, ok := byID[id]
@@ -133,7 +133,7 @@ func TestOnboardingHonoursTheRegion(t *testing.T) {
 	e.publish("customer.onboarded", map[string]any{"id": "onb-default", "workspace_name": "initech"})
 	byID := e.byRequest(e.results(2, 20*time.Second))
 	for id, ws := range map[string]string{"onb-eu": "globex", "onb-default": "initech"} {
-		if r := byID[id]; r.Message != event.MessageWorkspaceReady || r.WorkspaceName != ws {
+		if r := byID[id]; r.Message != contract.MessageWorkspaceReady || r.WorkspaceName != ws {
 			t.Fatalf("%s: %+v", id, r)
 		}
 	}

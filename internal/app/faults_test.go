@@ -11,11 +11,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
 	"github.com/provisioner-dev/provisioner/internal/config"
 	"github.com/provisioner-dev/provisioner/internal/consumer"
-	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/ledger"
 	"github.com/provisioner-dev/provisioner/internal/secret"
 )
@@ -57,7 +57,7 @@ func matches(m *dto.Metric, labels map[string]string) bool {
 }
 
 // connectorIDOf reads the connector id of a source_created result.
-func connectorIDOf(t *testing.T, r event.Result) string {
+func connectorIDOf(t *testing.T, r contract.Result) string {
 	t.Helper()
 	var d struct {
 		ID string `json:"id"`
@@ -109,7 +109,7 @@ func TestConcurrentDuplicatesCreateOneConnector(t *testing.T) {
 	}
 	var connector string
 	for id, r := range byID {
-		if r.Message != event.MessageSourceCreated {
+		if r.Message != contract.MessageSourceCreated {
 			t.Fatalf("%s: %+v", id, r)
 		}
 		if c := connectorIDOf(t, r); connector == "" {
@@ -140,7 +140,7 @@ func TestCommitThenFailAdoptsInsteadOfDuplicating(t *testing.T) {
 	}
 	byID := e.byRequest(e.results(n, 60*time.Second))
 	for id, res := range byID {
-		if res.Message != event.MessageSourceCreated {
+		if res.Message != contract.MessageSourceCreated {
 			t.Fatalf("%s: %+v", id, res)
 		}
 	}
@@ -182,7 +182,7 @@ func TestCrashAfterCreateIsAdoptedAfterLeaseExpiry(t *testing.T) {
 	r := e.start(nil)
 	e.publish("credentials.submitted", credentialsRequest("req-crash", "acme", "github", "file:acme/github.json"))
 	res := e.byRequest(e.results(1, 30*time.Second))["req-crash"]
-	if res.Message != event.MessageSourceCreated || connectorIDOf(t, res) != created.ID {
+	if res.Message != contract.MessageSourceCreated || connectorIDOf(t, res) != created.ID {
 		t.Fatalf("result %+v, want the connector %s the dead worker created", res, created.ID)
 	}
 	e.assertOneConnectorPerIdentity([]string{"acme"}, 1)
@@ -208,7 +208,7 @@ func TestWorkerStoppedMidRequest(t *testing.T) {
 
 	e.start(nil)
 	res := e.byRequest(e.results(1, 30*time.Second))["req-mid"]
-	if res.Message != event.MessageSourceCreated {
+	if res.Message != contract.MessageSourceCreated {
 		t.Fatalf("result %+v", res)
 	}
 	waitFor(t, 10*time.Second, "the create to settle", func() bool { return e.streamCount("PROVISIONER_REQUESTS") == 0 })
@@ -236,7 +236,7 @@ func TestGracefulShutdownDuringBurst(t *testing.T) {
 	e.start(nil)
 	byID := e.byRequest(e.results(n, 60*time.Second))
 	for id, r := range byID {
-		if r.Message != event.MessageSourceCreated {
+		if r.Message != contract.MessageSourceCreated {
 			t.Fatalf("%s: %+v", id, r)
 		}
 	}
@@ -261,7 +261,7 @@ func TestSurvivesNATSRestart(t *testing.T) {
 	req["connector_type"] = "stripe"
 	e.publish("credentials.submitted", req)
 	byID := e.byRequest(e.results(2, 60*time.Second))
-	if byID["after"].Message != event.MessageSourceCreated {
+	if byID["after"].Message != contract.MessageSourceCreated {
 		t.Fatalf("after restart: %+v", byID["after"])
 	}
 }
@@ -280,7 +280,7 @@ func TestLastDeliveryDeadLetters(t *testing.T) {
 	})
 	e.publish("credentials.submitted", credentialsRequest("req-last", "acme", "github", "file:acme/github.json"))
 	res := e.byRequest(e.results(1, 60*time.Second))["req-last"]
-	if res.Error == nil || res.Error.Code != event.CodeAirbyteUnavailable || !res.Error.Retryable || res.Attempts != 2 {
+	if res.Error == nil || res.Error.Code != contract.CodeAirbyteUnavailable || !res.Error.Retryable || res.Attempts != 2 {
 		t.Fatalf("result %+v", res)
 	}
 	waitFor(t, 10*time.Second, "the dead letter", func() bool { return e.streamCount("PROVISIONER_DLQ") == 1 })
@@ -292,7 +292,7 @@ func TestLastDeliveryDeadLetters(t *testing.T) {
 		t.Fatal("the first delivery was not retried")
 	}
 	dl, err := consumer.NewDeadLetters(e.js, consumer.Topology{}).List(context.Background(), 0)
-	if err != nil || len(dl) != 1 || dl[0].Reason != string(event.CodeAirbyteUnavailable) || dl[0].Deliveries != 2 || dl[0].RequestID != "req-last" {
+	if err != nil || len(dl) != 1 || dl[0].Reason != string(contract.CodeAirbyteUnavailable) || dl[0].Deliveries != 2 || dl[0].RequestID != "req-last" {
 		t.Fatalf("dead letters %+v %v", dl, err)
 	}
 }
@@ -307,7 +307,7 @@ func TestDeadLetterReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := e.byRequest(e.results(1, 20*time.Second))["req-replay"]
-	if first.Error == nil || first.Error.Code != event.CodeSecretNotFound {
+	if first.Error == nil || first.Error.Code != contract.CodeSecretNotFound {
 		t.Fatalf("first result %+v", first)
 	}
 	dlq := consumer.NewDeadLetters(e.js, consumer.Topology{})
@@ -329,7 +329,7 @@ func TestDeadLetterReplay(t *testing.T) {
 	rs := e.results(2, 20*time.Second)
 	var created bool
 	for _, r := range rs {
-		created = created || (r.RequestID == "req-replay" && r.Message == event.MessageSourceCreated)
+		created = created || (r.RequestID == "req-replay" && r.Message == contract.MessageSourceCreated)
 	}
 	if !created {
 		t.Fatalf("replay did not create: %+v", rs)
@@ -454,7 +454,7 @@ func TestOneDeadLetterPerRequest(t *testing.T) {
 	}
 	e.publish("credentials.submitted", credentialsRequest("req-gone-2", "acme", "github", "file:acme/nowhere.json"))
 	byID := e.byRequest(e.results(2, 20*time.Second))
-	if len(byID) != 2 || byID["req-gone"].Error == nil || byID["req-gone"].Error.Code != event.CodeSecretNotFound {
+	if len(byID) != 2 || byID["req-gone"].Error == nil || byID["req-gone"].Error.Code != contract.CodeSecretNotFound {
 		t.Fatalf("results %+v", byID)
 	}
 	waitFor(t, 10*time.Second, "the queue to empty", func() bool { return e.streamCount("PROVISIONER_REQUESTS") == 0 })
@@ -492,7 +492,7 @@ func TestLookupAlwaysAdoptsForeignConnectors(t *testing.T) {
 			r := e.start(func(c *config.Config) { c.Lookup = tc.lookup })
 			e.publish("credentials.submitted", credentialsRequest("req-foreign", "acme", "github", "file:acme/github.json"))
 			res := e.byRequest(e.results(1, 20*time.Second))["req-foreign"]
-			if res.Message != event.MessageSourceCreated {
+			if res.Message != contract.MessageSourceCreated {
 				t.Fatalf("result %+v", res)
 			}
 			if got := len(e.sandbox.Connectors("acme")); got != tc.wantConnectors {

@@ -15,12 +15,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox/sandboxtest"
 	"github.com/provisioner-dev/provisioner/internal/app"
 	"github.com/provisioner-dev/provisioner/internal/config"
 	"github.com/provisioner-dev/provisioner/internal/consumer"
-	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/natsembed/natsembedtest"
 	"github.com/provisioner-dev/provisioner/schemas"
 )
@@ -117,6 +117,8 @@ func (e *env) start(mutate func(*config.Config)) *replica {
 	cfg := e.config()
 	if mutate != nil {
 		mutate(&cfg)
+		// a test that changes the delivery policy deploys it over the env's consumer on purpose
+		cfg.ReconcileStreams = cfg.ManageStreams
 	}
 	if err := cfg.Validate(); err != nil {
 		e.t.Fatal(err)
@@ -175,7 +177,7 @@ func (e *env) publish(suffix string, body any) {
 
 // results waits until n results are in the results stream (or the deadline passes) and returns
 // them, each validated against its schema.
-func (e *env) results(n int, timeout time.Duration) []event.Result {
+func (e *env) results(n int, timeout time.Duration) []contract.Result {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -201,9 +203,9 @@ func (e *env) results(n int, timeout time.Duration) []event.Result {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	var out []event.Result
+	var out []contract.Result
 	for _, m := range msgs {
-		var r event.Result
+		var r contract.Result
 		if err := json.Unmarshal(m.Data, &r); err != nil {
 			e.t.Fatalf("result is not JSON: %v", err)
 		}
@@ -228,9 +230,9 @@ func (e *env) results(n int, timeout time.Duration) []event.Result {
 }
 
 // byRequest indexes results by request id, failing on a second result for one request.
-func (e *env) byRequest(rs []event.Result) map[string]event.Result {
+func (e *env) byRequest(rs []contract.Result) map[string]contract.Result {
 	e.t.Helper()
-	m := map[string]event.Result{}
+	m := map[string]contract.Result{}
 	for _, r := range rs {
 		if prev, dup := m[r.RequestID]; dup {
 			e.t.Fatalf("two results for request %s: %s and %s", r.RequestID, prev.Message, r.Message)

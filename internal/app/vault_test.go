@@ -13,10 +13,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
 	"github.com/provisioner-dev/provisioner/internal/app"
 	"github.com/provisioner-dev/provisioner/internal/config"
-	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/secret"
 	"github.com/provisioner-dev/provisioner/internal/vault"
 	"github.com/provisioner-dev/provisioner/internal/vault/vaulttest"
@@ -123,7 +123,7 @@ func TestWorkerWaitsOutASealedVault(t *testing.T) {
 	}
 
 	e.publish("credentials.submitted", credentialsRequest("req-v", "acme", "github", "vault:acme/github"))
-	if r := e.byRequest(e.results(1, 30*time.Second))["req-v"]; r.Message != event.MessageSourceCreated {
+	if r := e.byRequest(e.results(1, 30*time.Second))["req-v"]; r.Message != contract.MessageSourceCreated {
 		t.Fatalf("result %+v", r)
 	}
 	cancel()

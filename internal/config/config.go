@@ -42,6 +42,11 @@ type Config struct {
 	StreamReplicas int
 	// DuplicateWindow is how long the streams remember Nats-Msg-Ids (a re-published result is stored once).
 	DuplicateWindow time.Duration
+	// ManageStreams: create what is missing at start-up (false: only verify what a platform team made).
+	ManageStreams bool
+	// ReconcileStreams: apply this replica's replicas and consumer settings even where they differ
+	// from what the other replicas share (otherwise such drift stops start-up).
+	ReconcileStreams bool
 
 	Concurrency   int
 	AckWait       time.Duration
@@ -76,7 +81,8 @@ func Default() Config {
 		SubjectPrefix:  "provisioner",
 		RequestsStream: "PROVISIONER_REQUESTS", ResultsStream: "PROVISIONER_RESULTS", DLQStream: "PROVISIONER_DLQ",
 		Consumer: "provisioner", LedgerBucket: "provisioner_ledger", StreamReplicas: 1, DuplicateWindow: 2 * time.Minute,
-		Concurrency: 16, AckWait: 30 * time.Second, MaxDeliver: 8, MaxAckPending: 1000,
+		ManageStreams: true,
+		Concurrency:   16, AckWait: 30 * time.Second, MaxDeliver: 8, MaxAckPending: 1000,
 		AirbyteURL: "https://api.airbyte.ai", AirbyteTimeout: 10 * time.Second,
 		Vault:       vault.VaultConfig{Mount: "secret", Auth: "token", AppRoleMount: "approle", K8sMount: "kubernetes", K8sTokenPath: "/var/run/secrets/kubernetes.io/serviceaccount/token"},
 		Lookup:      "recovery",
@@ -116,6 +122,8 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.LedgerBucket, "ledger-bucket", c.LedgerBucket, "KV bucket of the idempotency ledger")
 	fs.IntVar(&c.StreamReplicas, "stream-replicas", c.StreamReplicas, "replicas of the streams and the ledger bucket (1 for a single server)")
 	fs.DurationVar(&c.DuplicateWindow, "duplicate-window", c.DuplicateWindow, "how long the streams remember Nats-Msg-Ids: a result re-published within it is stored once (consumers dedupe on request_id beyond it)")
+	fs.BoolVar(&c.ManageStreams, "manage-streams", c.ManageStreams, "create missing streams, consumer and bucket at start-up (false: only verify what a platform team made)")
+	fs.BoolVar(&c.ReconcileStreams, "reconcile-streams", c.ReconcileStreams, "apply this replica's replicas and consumer settings where they differ from what the other replicas share (otherwise start-up stops, exit 2)")
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "requests in flight per replica")
 	fs.DurationVar(&c.AckWait, "ack-wait", c.AckWait, "how long a delivery may go without an ack or progress before redelivery")
 	fs.IntVar(&c.MaxDeliver, "max-deliver", c.MaxDeliver, "deliveries a request gets; the last one ends it with an error result and a dead letter")
@@ -213,6 +221,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		bad("stream-replicas", "must be between 1 and 5, got %d", c.StreamReplicas)
+	}
+	if c.ReconcileStreams && !c.ManageStreams {
+		bad("reconcile-streams", "cannot apply settings with --manage-streams=false")
 	}
 	if c.DuplicateWindow < time.Second || c.DuplicateWindow > 24*time.Hour {
 		bad("duplicate-window", "must be between 1s and 24h, got %s", c.DuplicateWindow)

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/consumer"
-	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/natsembed/natsembedtest"
 )
 
@@ -25,9 +25,9 @@ func BenchmarkPublishResult(b *testing.B) {
 	}
 	pub := consumer.NewPublisher(js, topo, "bench")
 	data := json.RawMessage(`{"id":"7b3e4a52-7c55-4d8c-9b44-0a2f3f1f6a10","name":"GitHub","source_template":{"source_definition_id":"ef69ef6e-aa7f-4af1-a01d-ef775033524e","mode":"DIRECT"},"replication_config":{"repositories":["acme/app"],"credentials":"**REDACTED**"}}`)
-	result := func(i int64) *event.Result {
-		return &event.Result{
-			Type: event.ResultType, Message: event.MessageSourceCreated, Data: data,
+	result := func(i int64) *contract.Result {
+		return &contract.Result{
+			Type: contract.ResultType, Message: contract.MessageSourceCreated, Data: data,
 			RequestID: "req-" + strconv.FormatInt(i, 10), WorkspaceName: "acme", WorkspaceID: "0c5e8f0e-1c1b-4f7e-8a55-2f8d8d1b6f11",
 			Attempts: 1, ProducedAt: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC),
 		}

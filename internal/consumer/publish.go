@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/provisioner-dev/provisioner/internal/event"
+	"github.com/provisioner-dev/provisioner/contract"
 )
 
 // Headers the provisioner writes.
@@ -48,7 +48,7 @@ func NewPublisher(js jetstream.JetStream, t Topology, source string) *Publisher 
 // PublishResult publishes a result with Nats-Msg-Id = request id + message, CloudEvents attributes
 // and the request's traceparent, and returns once JetStream has stored it (or dropped it as a
 // duplicate of an earlier publish, which is the same thing for the caller).
-func (p *Publisher) PublishResult(ctx context.Context, res *event.Result, traceparent string) error {
+func (p *Publisher) PublishResult(ctx context.Context, res *contract.Result, traceparent string) error {
 	body, err := json.Marshal(res)
 	if err != nil {
 		return fmt.Errorf("encode result: %w", err)
@@ -75,7 +75,7 @@ func (p *Publisher) PublishResult(ctx context.Context, res *event.Result, tracep
 
 // DeadLetter describes why a request is dead-lettered.
 type DeadLetter struct {
-	Reason     event.Code
+	Reason     contract.Code
 	Error      string
 	RequestID  string
 	Deliveries uint64

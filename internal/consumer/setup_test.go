@@ -11,7 +11,7 @@ import (
 	"github.com/provisioner-dev/provisioner/internal/natsembed/natsembedtest"
 )
 
-// Setup creates or updates, never deletes: running it again with a new policy keeps queued requests.
+// Setup creates or updates, never deletes: reconciling to a new policy keeps queued requests.
 func TestSetupIsIdempotentAndKeepsData(t *testing.T) {
 	ctx := context.Background()
 	srv := natsembedtest.Start(t)
@@ -26,10 +26,11 @@ func TestSetupIsIdempotentAndKeepsData(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cons, err := consumer.Setup(ctx, js, topo, consumer.ConsumerPolicy{AckWait: 45 * time.Second, MaxDeliver: 5, MaxAckPending: 200})
+	report, err := consumer.SetupWith(ctx, js, topo, consumer.ConsumerPolicy{AckWait: 45 * time.Second, MaxDeliver: 5, MaxAckPending: 200}, consumer.Reconcile)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cons := report.Consumer
 	info, err := cons.Info(ctx)
 	if err != nil {
 		t.Fatal(err)

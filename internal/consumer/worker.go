@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/logattr"
 	"github.com/provisioner-dev/provisioner/internal/provision"
@@ -201,7 +202,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	suffix, _ := strings.CutPrefix(msg.Subject(), w.cfg.Topology.SubjectPrefix+".requests.")
-	kind := event.KindFromSuffix(suffix)
+	kind := contract.KindFromSuffix(suffix)
 	delivery := int(meta.NumDelivered)
 	final := delivery >= w.cfg.Policy.MaxDeliver
 	w.metrics.RequestReceived(string(kind), delivery > 1)
@@ -235,8 +236,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 			id = "seq-" + strconv.FormatUint(meta.Sequence.Stream, 10)
 		}
 		code, _ := event.CodeOf(err)
-		if kind == event.KindUnknown {
-			kind = event.KindCredentialsSubmitted // error results of unknown subjects use source_create_error
+		if kind == contract.KindUnknown {
+			kind = contract.KindCredentialsSubmitted // error results of unknown subjects use source_create_error
 		}
 		logger.Warn("invalid request", "request_id", id, "code", code, "error", err)
 		dec = provision.Decision{

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/event"
 )
 
@@ -13,16 +14,16 @@ func BenchmarkDecode(b *testing.B) {
 	d := newDecoder(b)
 	for _, bc := range []struct {
 		name string
-		kind event.Kind
+		kind contract.Kind
 		body string
 	}{
-		{"credentials submitted", event.KindCredentialsSubmitted,
+		{"credentials submitted", contract.KindCredentialsSubmitted,
 			`{"id":"req-7f3c0001","workspace_name":"acme","connector_type":"github","name":"GitHub","credentials_ref":"vault:secret/data/customers/acme/github","replication_config":{"repositories":["acme/app"]},"occurred_at":"2026-11-21T10:00:00Z"}`},
-		{"credentials submitted in a cloudevent", event.KindCredentialsSubmitted,
+		{"credentials submitted in a cloudevent", contract.KindCredentialsSubmitted,
 			`{"specversion":"1.0","type":"dev.provisioner.credentials.submitted","source":"app","id":"ce-1","data":{"id":"req-7f3c0001","workspace_name":"acme","connector_type":"github","credentials_ref":"file:acme/github.json"}}`},
-		{"customer onboarded", event.KindCustomerOnboarded,
+		{"customer onboarded", contract.KindCustomerOnboarded,
 			`{"id":"onb-1","workspace_name":"acme","occurred_at":"2026-11-21T10:00:00Z"}`},
-		{"schema violation", event.KindCredentialsSubmitted,
+		{"schema violation", contract.KindCredentialsSubmitted,
 			`{"id":"req-inline","workspace_name":"acme","connector_type":"github","credentials_ref":"file:acme/github.json","credentials":{"token":"x"}}`},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
@@ -38,15 +39,15 @@ func BenchmarkDecode(b *testing.B) {
 
 // BenchmarkResultEncode measures encoding a result body, once per request before it is published.
 func BenchmarkResultEncode(b *testing.B) {
-	created := &event.Result{
-		Type: event.ResultType, Message: event.MessageSourceCreated,
+	created := &contract.Result{
+		Type: contract.ResultType, Message: contract.MessageSourceCreated,
 		Data:      json.RawMessage(`{"id":"7b3e4a52-7c55-4d8c-9b44-0a2f3f1f6a10","name":"GitHub","source_template":{"source_definition_id":"ef69ef6e-aa7f-4af1-a01d-ef775033524e","mode":"DIRECT"},"replication_config":{"repositories":["acme/app"],"credentials":"**REDACTED**"},"created_at":"2026-11-21T10:00:01Z","updated_at":"2026-11-21T10:00:01Z"}`),
 		RequestID: "req-7f3c0001", WorkspaceName: "acme", WorkspaceID: "0c5e8f0e-1c1b-4f7e-8a55-2f8d8d1b6f11", Attempts: 1, ProducedAt: fixedNow,
 	}
-	failed := event.ErrorResult(event.KindCredentialsSubmitted, "req-7f3c0002", "acme", 1, event.CodeSecretNotFound, "secret file:acme/github.json not found", false, fixedNow)
+	failed := event.ErrorResult(contract.KindCredentialsSubmitted, "req-7f3c0002", "acme", 1, contract.CodeSecretNotFound, "secret file:acme/github.json not found", false, fixedNow)
 	for _, bc := range []struct {
 		name string
-		res  *event.Result
+		res  *contract.Result
 	}{
 		{"source created", created},
 		{"error", failed},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/schemas"
 )
 
@@ -35,38 +36,38 @@ const MaxRequestBytes = 64 << 10
 // structured-mode envelope ({"specversion": "1.0", ..., "data": {request}}).
 // Errors are *CodedError with invalid_json, schema_violation or unsupported_subject; their text
 // quotes no request values beyond what the schema names.
-func (d *Decoder) Decode(kind Kind, body []byte) (Request, error) {
+func (d *Decoder) Decode(kind contract.Kind, body []byte) (Request, error) {
 	var schema schemas.Name
 	switch kind {
-	case KindCredentialsSubmitted:
+	case contract.KindCredentialsSubmitted:
 		schema = schemas.CredentialsSubmittedRequest
-	case KindCustomerOnboarded:
+	case contract.KindCustomerOnboarded:
 		schema = schemas.CustomerOnboardedRequest
 	default:
-		return Request{Kind: kind}, Coded(CodeUnsupportedSubject, false, errors.New("no request kind is published on this subject"))
+		return Request{Kind: kind}, Coded(contract.CodeUnsupportedSubject, false, errors.New("no request kind is published on this subject"))
 	}
 	if len(body) > MaxRequestBytes {
-		return Request{Kind: kind}, Coded(CodeSchemaViolation, false, fmt.Errorf("request is %d bytes, more than %d", len(body), MaxRequestBytes))
+		return Request{Kind: kind}, Coded(contract.CodeSchemaViolation, false, fmt.Errorf("request is %d bytes, more than %d", len(body), MaxRequestBytes))
 	}
 	body = unwrapCloudEvent(body)
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
 	if err != nil {
-		return Request{Kind: kind}, Coded(CodeInvalidJSON, false, errors.New("request is not valid JSON"))
+		return Request{Kind: kind}, Coded(contract.CodeInvalidJSON, false, errors.New("request is not valid JSON"))
 	}
 	if err := d.schemas.Validate(schema, doc); err != nil {
-		return Request{Kind: kind}, Coded(CodeSchemaViolation, false, err)
+		return Request{Kind: kind}, Coded(contract.CodeSchemaViolation, false, err)
 	}
 	req := Request{Kind: kind}
 	switch kind {
-	case KindCredentialsSubmitted:
-		req.CredentialsSubmitted = new(CredentialsSubmitted)
+	case contract.KindCredentialsSubmitted:
+		req.CredentialsSubmitted = new(contract.CredentialsSubmitted)
 		err = json.Unmarshal(body, req.CredentialsSubmitted)
-	case KindCustomerOnboarded:
-		req.CustomerOnboarded = new(CustomerOnboarded)
+	case contract.KindCustomerOnboarded:
+		req.CustomerOnboarded = new(contract.CustomerOnboarded)
 		err = json.Unmarshal(body, req.CustomerOnboarded)
 	}
 	if err != nil { // the schema admitted something the types cannot hold: a contract bug, not bad input
-		return Request{Kind: kind}, Coded(CodeSchemaViolation, false, fmt.Errorf("decode: %w", err))
+		return Request{Kind: kind}, Coded(contract.CodeSchemaViolation, false, fmt.Errorf("decode: %w", err))
 	}
 	return req, nil
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/event"
 )
 
@@ -24,14 +25,14 @@ func TestDecode(t *testing.T) {
 	d := newDecoder(t)
 	for _, tc := range []struct {
 		name     string
-		kind     event.Kind
+		kind     contract.Kind
 		body     string
-		wantCode event.Code // "" = valid
+		wantCode contract.Code // "" = valid
 		check    func(t *testing.T, r event.Request)
 	}{
 		{
 			name: "credentials submitted",
-			kind: event.KindCredentialsSubmitted,
+			kind: contract.KindCredentialsSubmitted,
 			body: `{"id":"r1","workspace_name":"acme","connector_type":"GitHub","credentials_ref":"file:acme/gh.json","replication_config":{"repositories":["acme/app"]}}`,
 			check: func(t *testing.T, r event.Request) {
 				c := r.CredentialsSubmitted
@@ -45,7 +46,7 @@ func TestDecode(t *testing.T) {
 		},
 		{
 			name: "cloudevents envelope",
-			kind: event.KindCustomerOnboarded,
+			kind: contract.KindCustomerOnboarded,
 			body: `{"specversion":"1.0","type":"customer.onboarded","source":"app","id":"ce-1","data":{"id":"r2","workspace_name":"globex"}}`,
 			check: func(t *testing.T, r event.Request) {
 				if r.ID() != "r2" || r.WorkspaceName() != "globex" {
@@ -53,12 +54,12 @@ func TestDecode(t *testing.T) {
 				}
 			},
 		},
-		{name: "not json", kind: event.KindCredentialsSubmitted, body: `{"id":`, wantCode: event.CodeInvalidJSON},
-		{name: "empty", kind: event.KindCredentialsSubmitted, body: ``, wantCode: event.CodeInvalidJSON},
-		{name: "array", kind: event.KindCustomerOnboarded, body: `[]`, wantCode: event.CodeSchemaViolation},
-		{name: "inline credentials", kind: event.KindCredentialsSubmitted, body: `{"id":"r","workspace_name":"a","connector_type":"github","credentials_ref":"env:X","credentials":{"token":"t"}}`, wantCode: event.CodeSchemaViolation},
-		{name: "unknown subject", kind: event.KindUnknown, body: `{}`, wantCode: event.CodeUnsupportedSubject},
-		{name: "definition id normalised", kind: event.KindCredentialsSubmitted, body: `{"id":"r","workspace_name":"a","definition_id":"EF69EF6E-AA7F-4AF1-A01D-EF775033524E","credentials_ref":"env:X"}`,
+		{name: "not json", kind: contract.KindCredentialsSubmitted, body: `{"id":`, wantCode: contract.CodeInvalidJSON},
+		{name: "empty", kind: contract.KindCredentialsSubmitted, body: ``, wantCode: contract.CodeInvalidJSON},
+		{name: "array", kind: contract.KindCustomerOnboarded, body: `[]`, wantCode: contract.CodeSchemaViolation},
+		{name: "inline credentials", kind: contract.KindCredentialsSubmitted, body: `{"id":"r","workspace_name":"a","connector_type":"github","credentials_ref":"env:X","credentials":{"token":"t"}}`, wantCode: contract.CodeSchemaViolation},
+		{name: "unknown subject", kind: contract.KindUnknown, body: `{}`, wantCode: contract.CodeUnsupportedSubject},
+		{name: "definition id normalised", kind: contract.KindCredentialsSubmitted, body: `{"id":"r","workspace_name":"a","definition_id":"EF69EF6E-AA7F-4AF1-A01D-EF775033524E","credentials_ref":"env:X"}`,
 			check: func(t *testing.T, r event.Request) {
 				if got := r.CredentialsSubmitted.ConnectorKind(); got != "definition:ef69ef6e-aa7f-4af1-a01d-ef775033524e" {
 					t.Fatal(got)
@@ -84,10 +85,10 @@ func TestDecode(t *testing.T) {
 
 func TestDecodeSchemaExamples(t *testing.T) {
 	d := newDecoder(t)
-	for file, kind := range map[string]event.Kind{
-		"credentials-submitted.github.json":           event.KindCredentialsSubmitted,
-		"credentials-submitted.hubspot-template.json": event.KindCredentialsSubmitted,
-		"customer-onboarded.json":                     event.KindCustomerOnboarded,
+	for file, kind := range map[string]contract.Kind{
+		"credentials-submitted.github.json":           contract.KindCredentialsSubmitted,
+		"credentials-submitted.hubspot-template.json": contract.KindCredentialsSubmitted,
+		"customer-onboarded.json":                     contract.KindCustomerOnboarded,
 	} {
 		t.Run(file, func(t *testing.T) {
 			b, err := os.ReadFile(filepath.Join("..", "..", "schemas", "examples", "valid", file))
@@ -118,7 +119,7 @@ func TestCodesMatchSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	var codes []string
-	for _, c := range event.Codes {
+	for _, c := range contract.Codes {
 		codes = append(codes, string(c))
 	}
 	if !slices.Equal(codes, defs.Defs.ErrorCode.Enum) {
@@ -128,15 +129,15 @@ func TestCodesMatchSchema(t *testing.T) {
 
 func TestErrorResultValidates(t *testing.T) {
 	d := newDecoder(t)
-	for _, kind := range []event.Kind{event.KindCredentialsSubmitted, event.KindCustomerOnboarded} {
-		for _, code := range event.Codes {
+	for _, kind := range []contract.Kind{contract.KindCredentialsSubmitted, contract.KindCustomerOnboarded} {
+		for _, code := range contract.Codes {
 			t.Run(string(kind)+"/"+string(code), func(t *testing.T) {
-				r := event.ErrorResult(kind, "req-1", "acme", 0, code, "", code == event.CodeAirbyteUnavailable, fixedNow)
+				r := event.ErrorResult(kind, "req-1", "acme", 0, code, "", code == contract.CodeAirbyteUnavailable, fixedNow)
 				b, err := json.Marshal(r)
 				if err != nil {
 					t.Fatal(err)
 				}
-				name := map[event.Kind]string{event.KindCredentialsSubmitted: "source-create-error", event.KindCustomerOnboarded: "workspace-error"}[kind]
+				name := map[contract.Kind]string{contract.KindCredentialsSubmitted: "source-create-error", contract.KindCustomerOnboarded: "workspace-error"}[kind]
 				if err := d.Schemas().ValidateJSON(schemaName(name), b); err != nil {
 					t.Fatal(err)
 				}
@@ -163,9 +164,9 @@ func FuzzDecode(f *testing.F) {
 		f.Add(s, false)
 	}
 	f.Fuzz(func(t *testing.T, body string, credentials bool) {
-		kind := event.KindCustomerOnboarded
+		kind := contract.KindCustomerOnboarded
 		if credentials {
-			kind = event.KindCredentialsSubmitted
+			kind = contract.KindCredentialsSubmitted
 		}
 		r, err := d.Decode(kind, []byte(body))
 		if err != nil {
@@ -179,7 +180,7 @@ func FuzzDecode(f *testing.F) {
 		if r.ID() == "" || r.WorkspaceName() == "" || r.Kind != kind {
 			t.Fatalf("valid request without id/workspace: %+v", r)
 		}
-		if kind == event.KindCredentialsSubmitted && r.CredentialsSubmitted.CredentialsRef == "" {
+		if kind == contract.KindCredentialsSubmitted && r.CredentialsSubmitted.CredentialsRef == "" {
 			t.Fatal("no credentials_ref")
 		}
 	})

@@ -1,55 +1,23 @@
 package event
 
 import (
-	"encoding/json"
 	"time"
+
+	"github.com/provisioner-dev/provisioner/contract"
 )
 
-// ResultType is the type of every result, as in the Airbyte widget's messages.
-const ResultType = "end_user_action_result"
-
-// RedactedCredentials replaces the credentials in a result's replication_config.
-const RedactedCredentials = "**REDACTED**"
-
-// Result is a result event: the body mirrors the widget's end_user_action_result message, plus correlation.
-type Result struct {
-	Type          string          `json:"type"`
-	Message       string          `json:"message"`
-	Data          json.RawMessage `json:"data,omitempty"`
-	Error         *ErrorBody      `json:"error,omitempty"`
-	RequestID     string          `json:"request_id"`
-	WorkspaceName string          `json:"workspace_name,omitempty"`
-	WorkspaceID   string          `json:"workspace_id,omitempty"`
-	Attempts      int             `json:"attempts"`
-	ProducedAt    time.Time       `json:"produced_at"`
-}
-
-// ErrorBody is the error of a failed request.
-type ErrorBody struct {
-	Code      Code   `json:"code"`
-	Message   string `json:"message"`
-	Retryable bool   `json:"retryable"`
-}
-
-// MsgID is the Nats-Msg-Id of a result: JetStream drops a second publish with the same id, so a
-// re-published result (after a redelivery) is stored once.
-func (r *Result) MsgID() string { return r.RequestID + ":" + r.Message }
-
-// Failed reports whether the result is an error result.
-func (r *Result) Failed() bool { return r.Error != nil }
-
 // ErrorResult builds the error result of a request.
-func ErrorResult(kind Kind, requestID, workspace string, attempts int, code Code, msg string, retryable bool, now time.Time) *Result {
+func ErrorResult(kind contract.Kind, requestID, workspace string, attempts int, code contract.Code, msg string, retryable bool, now time.Time) *contract.Result {
 	if msg == "" {
 		msg = string(code)
 	}
 	if len(msg) > 2048 {
 		msg = msg[:2045] + "..."
 	}
-	return &Result{
-		Type:          ResultType,
+	return &contract.Result{
+		Type:          contract.ResultType,
 		Message:       kind.ErrorMessage(),
-		Error:         &ErrorBody{Code: code, Message: msg, Retryable: retryable},
+		Error:         &contract.ErrorBody{Code: code, Message: msg, Retryable: retryable},
 		RequestID:     requestID,
 		WorkspaceName: workspace,
 		Attempts:      max(attempts, 1),

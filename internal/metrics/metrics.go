@@ -71,6 +71,7 @@ func DefaultOptions() Options {
 			"connectors_delete", "connectors_check",
 			"sources_create", "sources_list", "sources_get", "sources_update", "sources_delete",
 			"source_templates_list", "workspaces_list", "workspaces_get",
+			"workspaces_update", "workspaces_delete",
 		},
 		TokenKinds:     []string{"application", "scoped", "widget"},
 		SecretBackends: []string{"file", "env", "vault"},

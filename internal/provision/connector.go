@@ -13,6 +13,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte"
 	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/ledger"
@@ -58,14 +59,14 @@ func (s *Service) credentialsSubmitted(ctx context.Context, req event.Request, d
 	id := ledger.Identity{WorkspaceName: r.WorkspaceName, ConnectorKind: r.ConnectorKind(), Name: r.ConnectorName()}
 	claim, err := s.claim(ctx, id, r.ID, d)
 	if err != nil {
-		return s.fail(req, d, event.Coded(event.CodeInternal, true, err))
+		return s.fail(req, d, event.Coded(contract.CodeInternal, true, err))
 	}
 	switch claim.Outcome {
 	case ledger.Done:
 		return s.replay(req, d, claim.Entry)
 	case ledger.Busy:
 		s.observer.LedgerConflict()
-		err := event.Coded(event.CodeLeaseUnavailable, true, fmt.Errorf("another worker is provisioning this connector (lease until %s)", claim.Entry.LeaseExpires.UTC().Format(time.RFC3339)))
+		err := event.Coded(contract.CodeLeaseUnavailable, true, fmt.Errorf("another worker is provisioning this connector (lease until %s)", claim.Entry.LeaseExpires.UTC().Format(time.RFC3339)))
 		dec := s.fail(req, d, err)
 		dec.RetryAfter = min(max(claim.Entry.LeaseExpires.Sub(s.cfg.Now()), 100*time.Millisecond), 5*time.Second)
 		return dec
@@ -103,11 +104,11 @@ func (s *Service) claim(ctx context.Context, id ledger.Identity, requestID strin
 func (s *Service) replay(req event.Request, d Delivery, e ledger.Entry) Decision {
 	var rec record
 	if err := json.Unmarshal(e.Record, &rec); err != nil {
-		return s.fail(req, d, event.Coded(event.CodeInternal, false, fmt.Errorf("ledger record: %w", err)))
+		return s.fail(req, d, event.Coded(contract.CodeInternal, false, fmt.Errorf("ledger record: %w", err)))
 	}
 	r := req.CredentialsSubmitted
-	return Decision{Action: Ack, Outcome: OutcomeReplayed, Result: &event.Result{
-		Type: event.ResultType, Message: event.MessageSourceCreated, Data: rec.Data,
+	return Decision{Action: Ack, Outcome: OutcomeReplayed, Result: &contract.Result{
+		Type: contract.ResultType, Message: contract.MessageSourceCreated, Data: rec.Data,
 		RequestID: r.ID, WorkspaceName: r.WorkspaceName, WorkspaceID: rec.WorkspaceID,
 		Attempts: max(d.Number, 1), ProducedAt: s.cfg.Now().UTC(),
 	}}
@@ -188,7 +189,7 @@ func (s *Service) provision(ctx context.Context, req event.Request, d Delivery, 
 			}
 		}
 		if !lease.Valid(s.cfg.LeaseMargin) {
-			return nil, backoff.Permanent(event.Coded(event.CodeLeaseUnavailable, true, errors.New("lease about to lapse; not creating")))
+			return nil, backoff.Permanent(event.Coded(contract.CodeLeaseUnavailable, true, errors.New("lease about to lapse; not creating")))
 		}
 		createSent.Store(true)
 		createUnsettledAt.Store(s.cfg.Now().UnixNano())
@@ -216,20 +217,20 @@ func (s *Service) provision(ctx context.Context, req event.Request, d Delivery, 
 
 	body, err := json.Marshal(data)
 	if err != nil {
-		return release(event.Coded(event.CodeInternal, false, err))
+		return release(event.Coded(contract.CodeInternal, false, err))
 	}
 	rec, _ := json.Marshal(record{WorkspaceID: ws.ID, Data: body})
 	if err := lease.Complete(workCtx, rec); err != nil {
 		// Another worker took the identity over while we stalled; it will adopt what we created.
-		return s.fail(req, d, event.Coded(event.CodeLeaseUnavailable, true, fmt.Errorf("record completion: %w", err)))
+		return s.fail(req, d, event.Coded(contract.CodeLeaseUnavailable, true, fmt.Errorf("record completion: %w", err)))
 	}
 	outcome := OutcomeCreated
 	if adopted {
 		outcome = OutcomeAdopted
 	}
 	d.Logger.Info("connector ready", "connector_id", data.ID, "outcome", outcome, "workspace_id", ws.ID)
-	return Decision{Action: Ack, Outcome: outcome, Result: &event.Result{
-		Type: event.ResultType, Message: event.MessageSourceCreated, Data: body,
+	return Decision{Action: Ack, Outcome: outcome, Result: &contract.Result{
+		Type: contract.ResultType, Message: contract.MessageSourceCreated, Data: body,
 		RequestID: r.ID, WorkspaceName: r.WorkspaceName, WorkspaceID: ws.ID,
 		Attempts: max(d.Number, 1), ProducedAt: s.cfg.Now().UTC(),
 	}}
@@ -238,7 +239,7 @@ func (s *Service) provision(ctx context.Context, req event.Request, d Delivery, 
 // withCause prefers the reason the work context was cancelled (a lost lease) over the bare error.
 func withCause(ctx context.Context, err error) error {
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && errors.Is(err, context.Canceled) {
-		return event.Coded(event.CodeLeaseUnavailable, true, cause)
+		return event.Coded(contract.CodeLeaseUnavailable, true, cause)
 	}
 	return err
 }
@@ -253,7 +254,7 @@ func permanentUnlessRetryable(err error) error {
 
 // lookup finds the identity's connector among the workspace's: same name and same kind. Names are not
 // unique at Airbyte; if several match, the oldest is adopted, deterministically on every replica.
-func (s *Service) lookup(ctx context.Context, r *event.CredentialsSubmitted) (*sourceData, error) {
+func (s *Service) lookup(ctx context.Context, r *contract.CredentialsSubmitted) (*sourceData, error) {
 	list, err := s.airbyte.ListConnectors(ctx, airbyte.ListConnectorsParams{WorkspaceName: r.WorkspaceName, DefinitionID: r.DefinitionID})
 	if err != nil {
 		return nil, err
@@ -282,7 +283,7 @@ func (s *Service) lookup(ctx context.Context, r *event.CredentialsSubmitted) (*s
 }
 
 // sameKind compares what the list tells of a connector's kind with the request's.
-func sameKind(r *event.CredentialsSubmitted, t airbyte.SummarizedSourceTemplate) bool {
+func sameKind(r *contract.CredentialsSubmitted, t airbyte.SummarizedSourceTemplate) bool {
 	switch {
 	case r.ConnectorType != "":
 		return t.ConnectorName == "" || strings.EqualFold(t.ConnectorName, r.ConnectorType)
@@ -320,7 +321,7 @@ func redactedConfig(raw json.RawMessage, secrets []string) map[string]any {
 	for k, v := range cfg {
 		cfg[k] = scrub(v, secrets)
 	}
-	cfg["credentials"] = event.RedactedCredentials
+	cfg["credentials"] = contract.RedactedCredentials
 	return cfg
 }
 
@@ -329,7 +330,7 @@ func scrub(v any, secrets []string) any {
 	case string:
 		for _, s := range secrets {
 			if s != "" && strings.Contains(x, s) {
-				return event.RedactedCredentials
+				return contract.RedactedCredentials
 			}
 		}
 	case map[string]any:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte"
 	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/ledger"
@@ -159,7 +160,7 @@ const (
 // Decision is the answer for one delivery.
 type Decision struct {
 	Action  Action
-	Result  *event.Result // set for Ack and DeadLetter
+	Result  *contract.Result // set for Ack and DeadLetter
 	Outcome string
 	// Err is the cause of a Retry or DeadLetter (a *event.CodedError).
 	Err error
@@ -173,12 +174,12 @@ func (s *Service) Handle(ctx context.Context, req event.Request, d Delivery) Dec
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	switch req.Kind {
-	case event.KindCredentialsSubmitted:
+	case contract.KindCredentialsSubmitted:
 		return s.credentialsSubmitted(ctx, req, d)
-	case event.KindCustomerOnboarded:
+	case contract.KindCustomerOnboarded:
 		return s.customerOnboarded(ctx, req, d)
 	}
-	return s.fail(req, d, event.Coded(event.CodeUnsupportedSubject, false, fmt.Errorf("unsupported request kind %q", req.Kind)))
+	return s.fail(req, d, event.Coded(contract.CodeUnsupportedSubject, false, fmt.Errorf("unsupported request kind %q", req.Kind)))
 }
 
 // fail turns an error into a Retry, or — when it is permanent or this is the last delivery — a
@@ -219,11 +220,11 @@ func (s *Service) customerOnboarded(ctx context.Context, req event.Request, d De
 		OrganizationID string `json:"organization_id,omitempty"`
 	}{ws.ID, ws.Name, ws.OrganizationID})
 	if err != nil {
-		return s.fail(req, d, event.Coded(event.CodeInternal, false, err))
+		return s.fail(req, d, event.Coded(contract.CodeInternal, false, err))
 	}
 	d.Logger.Debug("workspace ready", "workspace_id", ws.ID)
-	return Decision{Action: Ack, Outcome: OutcomeCreated, Result: &event.Result{
-		Type: event.ResultType, Message: event.MessageWorkspaceReady, Data: data,
+	return Decision{Action: Ack, Outcome: OutcomeCreated, Result: &contract.Result{
+		Type: contract.ResultType, Message: contract.MessageWorkspaceReady, Data: data,
 		RequestID: r.ID, WorkspaceName: r.WorkspaceName, WorkspaceID: ws.ID,
 		Attempts: max(d.Number, 1), ProducedAt: s.cfg.Now().UTC(),
 	}}
@@ -238,26 +239,26 @@ func classifyAirbyte(op string, err error) error {
 	case errors.As(err, &apiErr):
 		switch {
 		case apiErr.StatusCode == 400 || apiErr.StatusCode == 422:
-			return event.Coded(event.CodeAirbyteBadRequest, false, fmt.Errorf("%s: %w", op, err))
+			return event.Coded(contract.CodeAirbyteBadRequest, false, fmt.Errorf("%s: %w", op, err))
 		case apiErr.StatusCode == 401:
-			return event.Coded(event.CodeAirbyteUnauthorized, false, fmt.Errorf("%s: %w", op, err))
+			return event.Coded(contract.CodeAirbyteUnauthorized, false, fmt.Errorf("%s: %w", op, err))
 		case apiErr.StatusCode == 403:
-			return event.Coded(event.CodeAirbyteForbidden, false, fmt.Errorf("%s: %w", op, err))
+			return event.Coded(contract.CodeAirbyteForbidden, false, fmt.Errorf("%s: %w", op, err))
 		case apiErr.StatusCode == 404:
-			return event.Coded(event.CodeAirbyteNotFound, false, fmt.Errorf("%s: %w", op, err))
+			return event.Coded(contract.CodeAirbyteNotFound, false, fmt.Errorf("%s: %w", op, err))
 		}
 		// 429 and every 5xx: Airbyte may answer differently on a later delivery.
-		return event.Coded(event.CodeAirbyteUnavailable, true, fmt.Errorf("%s: %w", op, err))
+		return event.Coded(contract.CodeAirbyteUnavailable, true, fmt.Errorf("%s: %w", op, err))
 	case errors.As(err, &trErr), errors.Is(err, context.DeadlineExceeded):
-		return event.Coded(event.CodeAirbyteUnavailable, true, fmt.Errorf("%s: %w", op, err))
+		return event.Coded(contract.CodeAirbyteUnavailable, true, fmt.Errorf("%s: %w", op, err))
 	case errors.Is(err, context.Canceled):
-		return event.Coded(event.CodeAirbyteUnavailable, true, fmt.Errorf("%s: interrupted: %w", op, err))
+		return event.Coded(contract.CodeAirbyteUnavailable, true, fmt.Errorf("%s: interrupted: %w", op, err))
 	}
 	var ce *event.CodedError
 	if errors.As(err, &ce) {
 		return err
 	}
-	return event.Coded(event.CodeInternal, false, fmt.Errorf("%s: %w", op, err))
+	return event.Coded(contract.CodeInternal, false, fmt.Errorf("%s: %w", op, err))
 }
 
 // classifySecret gives a secret-store failure its result code (the vault package's codes are the
@@ -268,12 +269,12 @@ func classifySecret(err error) error {
 		Retryable() bool
 	}
 	if errors.As(err, &coded) {
-		return event.Coded(event.Code(coded.Code()), coded.Retryable(), err)
+		return event.Coded(contract.Code(coded.Code()), coded.Retryable(), err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return event.Coded(event.CodeSecretBackendUnavailable, true, err)
+		return event.Coded(contract.CodeSecretBackendUnavailable, true, err)
 	}
-	return event.Coded(event.CodeInternal, false, err)
+	return event.Coded(contract.CodeInternal, false, err)
 }
 
 // secretOutcome is the metrics outcome of a secret fetch.
@@ -282,11 +283,11 @@ func secretOutcome(err error) string {
 		return "ok"
 	}
 	switch code, _ := event.CodeOf(classifySecret(err)); code {
-	case event.CodeSecretNotFound:
+	case contract.CodeSecretNotFound:
 		return "not_found"
-	case event.CodeSecretPermissionDenied:
+	case contract.CodeSecretPermissionDenied:
 		return "permission_denied"
-	case event.CodeSecretBackendUnavailable:
+	case contract.CodeSecretBackendUnavailable:
 		return "unavailable"
 	}
 	return "invalid"

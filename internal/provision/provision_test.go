@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte"
 	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/secret"
@@ -18,21 +19,21 @@ func TestClassifyAirbyte(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		err       error
-		code      event.Code
+		code      contract.Code
 		retryable bool
 	}{
-		{"400", &airbyte.APIError{StatusCode: 400}, event.CodeAirbyteBadRequest, false},
-		{"422", &airbyte.APIError{StatusCode: 422}, event.CodeAirbyteBadRequest, false},
-		{"401", &airbyte.APIError{StatusCode: 401}, event.CodeAirbyteUnauthorized, false},
-		{"403", &airbyte.APIError{StatusCode: 403}, event.CodeAirbyteForbidden, false},
-		{"404", &airbyte.APIError{StatusCode: 404}, event.CodeAirbyteNotFound, false},
-		{"429", &airbyte.APIError{StatusCode: 429}, event.CodeAirbyteUnavailable, true},
-		{"500", &airbyte.APIError{StatusCode: 500}, event.CodeAirbyteUnavailable, true},
-		{"503 wrapped", fmt.Errorf("x: %w", &airbyte.APIError{StatusCode: 503}), event.CodeAirbyteUnavailable, true},
-		{"transport", &airbyte.TransportError{Err: errors.New("reset")}, event.CodeAirbyteUnavailable, true},
-		{"deadline", context.DeadlineExceeded, event.CodeAirbyteUnavailable, true},
-		{"already coded", event.Coded(event.CodeLeaseUnavailable, true, errors.New("x")), event.CodeLeaseUnavailable, true},
-		{"unknown", errors.New("boom"), event.CodeInternal, false},
+		{"400", &airbyte.APIError{StatusCode: 400}, contract.CodeAirbyteBadRequest, false},
+		{"422", &airbyte.APIError{StatusCode: 422}, contract.CodeAirbyteBadRequest, false},
+		{"401", &airbyte.APIError{StatusCode: 401}, contract.CodeAirbyteUnauthorized, false},
+		{"403", &airbyte.APIError{StatusCode: 403}, contract.CodeAirbyteForbidden, false},
+		{"404", &airbyte.APIError{StatusCode: 404}, contract.CodeAirbyteNotFound, false},
+		{"429", &airbyte.APIError{StatusCode: 429}, contract.CodeAirbyteUnavailable, true},
+		{"500", &airbyte.APIError{StatusCode: 500}, contract.CodeAirbyteUnavailable, true},
+		{"503 wrapped", fmt.Errorf("x: %w", &airbyte.APIError{StatusCode: 503}), contract.CodeAirbyteUnavailable, true},
+		{"transport", &airbyte.TransportError{Err: errors.New("reset")}, contract.CodeAirbyteUnavailable, true},
+		{"deadline", context.DeadlineExceeded, contract.CodeAirbyteUnavailable, true},
+		{"already coded", event.Coded(contract.CodeLeaseUnavailable, true, errors.New("x")), contract.CodeLeaseUnavailable, true},
+		{"unknown", errors.New("boom"), contract.CodeInternal, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, retryable := event.CodeOf(classifyAirbyte("op", tc.err))
@@ -47,16 +48,16 @@ func TestClassifySecret(t *testing.T) {
 	ref := vault.Ref{Scheme: "file", Path: "a/b.json"}
 	for _, tc := range []struct {
 		err     error
-		code    event.Code
+		code    contract.Code
 		retry   bool
 		outcome string
 	}{
-		{&vault.NotFoundError{Ref: ref}, event.CodeSecretNotFound, false, "not_found"},
-		{&vault.PermissionError{Ref: ref}, event.CodeSecretPermissionDenied, false, "permission_denied"},
-		{&vault.UnavailableError{Ref: ref}, event.CodeSecretBackendUnavailable, true, "unavailable"},
-		{&vault.InvalidCredentialsError{Ref: ref}, event.CodeInvalidCredentials, false, "invalid"},
-		{&vault.ForbiddenError{Ref: ref}, event.CodeForbiddenSecretRef, false, "invalid"},
-		{&vault.RefError{}, event.CodeInvalidSecretRef, false, "invalid"},
+		{&vault.NotFoundError{Ref: ref}, contract.CodeSecretNotFound, false, "not_found"},
+		{&vault.PermissionError{Ref: ref}, contract.CodeSecretPermissionDenied, false, "permission_denied"},
+		{&vault.UnavailableError{Ref: ref}, contract.CodeSecretBackendUnavailable, true, "unavailable"},
+		{&vault.InvalidCredentialsError{Ref: ref}, contract.CodeInvalidCredentials, false, "invalid"},
+		{&vault.ForbiddenError{Ref: ref}, contract.CodeForbiddenSecretRef, false, "invalid"},
+		{&vault.RefError{}, contract.CodeInvalidSecretRef, false, "invalid"},
 	} {
 		t.Run(string(tc.code), func(t *testing.T) {
 			code, retry := event.CodeOf(classifySecret(tc.err))
@@ -69,18 +70,18 @@ func TestClassifySecret(t *testing.T) {
 
 func TestFailDecides(t *testing.T) {
 	s := &Service{cfg: Config{Now: func() time.Time { return time.Unix(0, 0) }}}
-	req := event.Request{Kind: event.KindCredentialsSubmitted, CredentialsSubmitted: &event.CredentialsSubmitted{ID: "r", WorkspaceName: "w"}}
+	req := event.Request{Kind: contract.KindCredentialsSubmitted, CredentialsSubmitted: &contract.CredentialsSubmitted{ID: "r", WorkspaceName: "w"}}
 	for _, tc := range []struct {
 		name       string
 		err        error
 		final      bool
 		action     Action
 		outcome    string
-		resultCode event.Code
+		resultCode contract.Code
 	}{
-		{"retryable, not final: retry", event.Coded(event.CodeAirbyteUnavailable, true, errors.New("503")), false, Retry, OutcomeRetry, ""},
-		{"retryable, final: dead letter", event.Coded(event.CodeAirbyteUnavailable, true, errors.New("503")), true, DeadLetter, OutcomeDeadLetter, event.CodeAirbyteUnavailable},
-		{"permanent: dead letter at once", event.Coded(event.CodeSecretNotFound, false, errors.New("gone")), false, DeadLetter, OutcomePermanentError, event.CodeSecretNotFound},
+		{"retryable, not final: retry", event.Coded(contract.CodeAirbyteUnavailable, true, errors.New("503")), false, Retry, OutcomeRetry, ""},
+		{"retryable, final: dead letter", event.Coded(contract.CodeAirbyteUnavailable, true, errors.New("503")), true, DeadLetter, OutcomeDeadLetter, contract.CodeAirbyteUnavailable},
+		{"permanent: dead letter at once", event.Coded(contract.CodeSecretNotFound, false, errors.New("gone")), false, DeadLetter, OutcomePermanentError, contract.CodeSecretNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := s.fail(req, Delivery{Number: 3, Final: tc.final}, tc.err)
@@ -93,7 +94,7 @@ func TestFailDecides(t *testing.T) {
 				}
 				return
 			}
-			if d.Result.Error.Code != tc.resultCode || d.Result.Attempts != 3 || d.Result.Message != event.MessageSourceCreateError {
+			if d.Result.Error.Code != tc.resultCode || d.Result.Attempts != 3 || d.Result.Message != contract.MessageSourceCreateError {
 				t.Fatalf("result %+v", d.Result)
 			}
 		})
@@ -108,7 +109,7 @@ func TestCreatedDataScrubsCredentials(t *testing.T) {
 		ReplicationConfig: []byte(`{"credentials":{"token":"ghp_scrub_me"},"nested":{"list":["x","Bearer ghp_scrub_me"]},"repositories":["acme/app"]}`),
 	}
 	d := createdData(resp, creds)
-	if d.ReplicationConfig["credentials"] != event.RedactedCredentials {
+	if d.ReplicationConfig["credentials"] != contract.RedactedCredentials {
 		t.Fatalf("credentials %v", d.ReplicationConfig["credentials"])
 	}
 	if got := fmt.Sprint(d.ReplicationConfig); strings.Contains(got, "ghp_scrub_me") {
@@ -123,15 +124,15 @@ func TestSameKind(t *testing.T) {
 	gh := "github"
 	for _, tc := range []struct {
 		name string
-		req  event.CredentialsSubmitted
+		req  contract.CredentialsSubmitted
 		tmpl airbyte.SummarizedSourceTemplate
 		want bool
 	}{
-		{"type matches case-insensitively", event.CredentialsSubmitted{ConnectorType: "GitHub"}, airbyte.SummarizedSourceTemplate{ConnectorName: gh}, true},
-		{"type differs", event.CredentialsSubmitted{ConnectorType: "gitlab"}, airbyte.SummarizedSourceTemplate{ConnectorName: gh}, false},
-		{"type unknown in list", event.CredentialsSubmitted{ConnectorType: "gitlab"}, airbyte.SummarizedSourceTemplate{}, true},
-		{"definition", event.CredentialsSubmitted{DefinitionID: "D1"}, airbyte.SummarizedSourceTemplate{ActorDefinitionID: "d1"}, true},
-		{"template differs", event.CredentialsSubmitted{SourceTemplateID: "t1"}, airbyte.SummarizedSourceTemplate{ID: "t2"}, false},
+		{"type matches case-insensitively", contract.CredentialsSubmitted{ConnectorType: "GitHub"}, airbyte.SummarizedSourceTemplate{ConnectorName: gh}, true},
+		{"type differs", contract.CredentialsSubmitted{ConnectorType: "gitlab"}, airbyte.SummarizedSourceTemplate{ConnectorName: gh}, false},
+		{"type unknown in list", contract.CredentialsSubmitted{ConnectorType: "gitlab"}, airbyte.SummarizedSourceTemplate{}, true},
+		{"definition", contract.CredentialsSubmitted{DefinitionID: "D1"}, airbyte.SummarizedSourceTemplate{ActorDefinitionID: "d1"}, true},
+		{"template differs", contract.CredentialsSubmitted{SourceTemplateID: "t1"}, airbyte.SummarizedSourceTemplate{ID: "t2"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := sameKind(&tc.req, tc.tmpl); got != tc.want {

@@ -229,17 +229,26 @@ func (v *Validator) route(r *http.Request) (*routers.Route, map[string]string, e
 		strings.HasPrefix(p, "/api/v1/integrations/sources/") {
 		order = []*openapi3.T{v.specs.embedded, v.specs.agent}
 	}
+	// The most literal template wins across both specs (/integrations/templates/sources/global
+	// is the embedded spec's, not the agent spec's /{id}); on a tie, the first in order.
+	var best *routers.Route
+	var bestParams map[string]string
+	bestLiterals := -1
 	for _, doc := range order {
-		if route, params := findRoute(doc, r.Method, r.URL.Path); route != nil {
-			return route, params, nil
+		route, params, literals := findRoute(doc, r.Method, r.URL.Path)
+		if route != nil && literals > bestLiterals {
+			best, bestParams, bestLiterals = route, params, literals
 		}
 	}
-	return nil, nil, fmt.Errorf("%s %s is in neither Airbyte spec", r.Method, r.URL.Path)
+	if best == nil {
+		return nil, nil, fmt.Errorf("%s %s is in neither Airbyte spec", r.Method, r.URL.Path)
+	}
+	return best, bestParams, nil
 }
 
 // findRoute matches path against the spec's path templates; the template with the most literal
 // segments wins (/workspaces/stats over /workspaces/{workspace_id}).
-func findRoute(doc *openapi3.T, method, path string) (*routers.Route, map[string]string) {
+func findRoute(doc *openapi3.T, method, path string) (*routers.Route, map[string]string, int) {
 	segs := strings.Split(strings.Trim(path, "/"), "/")
 	var best *routers.Route
 	var bestParams map[string]string
@@ -282,7 +291,7 @@ func findRoute(doc *openapi3.T, method, path string) (*routers.Route, map[string
 			bestParams = params
 		}
 	}
-	return best, bestParams
+	return best, bestParams, bestLiterals
 }
 
 func (v *Validator) requestInput(r *http.Request) (*openapi3filter.RequestValidationInput, error) {

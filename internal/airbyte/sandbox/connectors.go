@@ -1,9 +1,11 @@
 package sandbox
 
 import (
+	"maps"
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -57,12 +59,21 @@ func unprocessable(field, code, msg string) *requestError {
 	return &requestError{status: http.StatusUnprocessableEntity, field: field, code: code, msg: msg}
 }
 
+// connectorCreate is a validated create (or check) body: the template it resolves to, and the
+// credentials gathered from wherever the caller put them.
+type connectorCreate struct {
+	connectorCreateRequest
+	entry       *catalogEntry
+	config      map[string]any // replication_config without its credentials
+	credentials map[string]any
+}
+
 // parseConnectorCreate validates a create (or check) body and resolves the connector kind.
-func parseConnectorCreate(r *http.Request) (connectorCreateRequest, *catalogEntry, *requestError) {
-	var req connectorCreateRequest
+func parseConnectorCreate(r *http.Request) (connectorCreate, *requestError) {
+	var out connectorCreate
 	obj, err := decodeObject(r)
 	if err != nil {
-		return req, nil, unprocessable("body", "value_error", err.Error())
+		return out, unprocessable("body", "value_error", err.Error())
 	}
 	var unknown []string
 	for k := range obj {
@@ -72,23 +83,25 @@ func parseConnectorCreate(r *http.Request) (connectorCreateRequest, *catalogEntr
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return req, nil, unprocessable(unknown[0], "extra_forbidden",
+		return out, unprocessable(unknown[0], "extra_forbidden",
 			"unknown top-level fields "+strings.Join(unknown, ", ")+": connector settings belong under replication_config")
 	}
-	if field, ok := decodeInto(obj, &req); !ok {
-		return req, nil, unprocessable(field, "value_error", "invalid request body")
+	req := &out.connectorCreateRequest
+	if field, ok := decodeInto(obj, req); !ok {
+		return out, unprocessable(field, "value_error", "invalid request body")
 	}
 	if req.workspaceNameOf() == "" {
-		return req, nil, unprocessable("workspace_name", "missing", "field required: workspace_name")
+		return out, unprocessable("workspace_name", "missing", "field required: workspace_name")
 	}
 	entry, rerr := resolveKind(req.ConnectorType, req.DefinitionID, req.SourceTemplateID)
 	if rerr != nil {
-		return req, nil, rerr
+		return out, rerr
 	}
-	if rerr := checkCredentials(entry, req.Credentials, req.ServerSideOAuthSecretID); rerr != nil {
-		return req, nil, rerr
+	out.entry = entry
+	if out.config, out.credentials, rerr = gatherCredentials(entry.connectorDef, *req); rerr != nil {
+		return out, rerr
 	}
-	return req, entry, nil
+	return out, nil
 }
 
 func (req connectorCreateRequest) workspaceNameOf() string {
@@ -100,53 +113,97 @@ func (req connectorCreateRequest) workspaceNameOf() string {
 	return ""
 }
 
-// resolveKind finds the catalog entry named by exactly one of the three kind fields. Unknown
-// kinds answer 422, because the spec declares 422 (not 404) for the create endpoint.
+// resolveKind finds the template the kind fields name. They may come together (the CLI sends
+// connector_type with source_template_id, the SDK definition_id with it) and then must name the
+// same connector. Without a template the connector must have exactly one: "source_template_id
+// is required when multiple templates exist". Every refusal is a 422, the status the spec
+// declares for the create endpoint.
 func resolveKind(connectorType, definitionID, templateID *string) (*catalogEntry, *requestError) {
-	given := 0
-	for _, p := range []*string{connectorType, definitionID, templateID} {
-		if p != nil && *p != "" {
-			given++
+	given := func(p *string) bool { return p != nil && *p != "" }
+	if !given(connectorType) && !given(definitionID) && !given(templateID) {
+		return nil, unprocessable("connector_type", "missing", "one of connector_type, definition_id or source_template_id is required")
+	}
+	var d *connectorDef
+	if given(connectorType) {
+		if d = lookupType(*connectorType); d == nil {
+			return nil, unprocessable("connector_type", "not_found", "unknown connector_type")
 		}
 	}
-	switch {
-	case given == 0:
-		return nil, unprocessable("connector_type", "missing", "one of connector_type, definition_id or source_template_id is required")
-	case given > 1:
-		return nil, unprocessable("connector_type", "value_error", "give only one of connector_type, definition_id or source_template_id")
+	if given(definitionID) {
+		byID := lookupDefinition(*definitionID)
+		switch {
+		case byID == nil:
+			return nil, unprocessable("definition_id", "not_found", "unknown definition_id")
+		case d != nil && d != byID:
+			return nil, unprocessable("definition_id", "value_error", "connector_type and definition_id name different connectors")
+		}
+		d = byID
 	}
-	var entry *catalogEntry
-	var field string
-	switch {
-	case connectorType != nil && *connectorType != "":
-		entry, field = lookupType(*connectorType), "connector_type"
-	case definitionID != nil && *definitionID != "":
-		entry, field = lookupDefinition(*definitionID), "definition_id"
-	default:
-		entry, field = lookupTemplate(*templateID), "source_template_id"
+	if given(templateID) {
+		t := lookupTemplate(*templateID)
+		switch {
+		case t == nil:
+			return nil, unprocessable("source_template_id", "not_found", "unknown source_template_id")
+		case d != nil && d != t.connectorDef:
+			return nil, unprocessable("source_template_id", "value_error", "source_template_id is a template of another connector than "+d.displayName)
+		}
+		return t, nil
 	}
-	if entry == nil {
-		return nil, unprocessable(field, "not_found", "unknown "+field)
+	templates := templatesOf(d)
+	if len(templates) != 1 {
+		return nil, unprocessable("source_template_id", "missing",
+			"several templates exist for "+d.displayName+": source_template_id is required")
 	}
-	return entry, nil
+	return templates[0], nil
 }
 
-// checkCredentials refuses credentials that fit no auth scheme of the connector.
-func checkCredentials(entry *catalogEntry, creds map[string]any, oauthSecretID *string) *requestError {
-	if len(creds) == 0 && entry.auth == authOAuth && oauthSecretID != nil && *oauthSecretID != "" {
+// gatherCredentials takes the credentials from where the caller put them: the top-level
+// credentials member, replication_config.credentials (where REPLICATION-mode configs and the
+// CLI's OAuth output keep them), or neither when server_side_oauth_secret_id stands in for
+// them. Both members given are merged, the top-level one winning per field. None of the three
+// (and no replication_config at all) is a 422; credentials that fit no auth scheme of the
+// connector are a 400.
+func gatherCredentials(d *connectorDef, req connectorCreateRequest) (config, creds map[string]any, rerr *requestError) {
+	config = maps.Clone(req.ReplicationConfig)
+	if config == nil {
+		config = map[string]any{}
+	}
+	creds = map[string]any{}
+	if raw, ok := config["credentials"]; ok {
+		inner, isObject := raw.(map[string]any)
+		if !isObject && raw != nil {
+			return nil, nil, unprocessable("replication_config", "value_error", "replication_config.credentials must be an object")
+		}
+		maps.Copy(creds, inner)
+		delete(config, "credentials")
+	}
+	maps.Copy(creds, req.Credentials)
+	oauthSecret := req.ServerSideOAuthSecretID != nil && *req.ServerSideOAuthSecretID != ""
+	if req.ReplicationConfig == nil && req.Credentials == nil && !oauthSecret {
+		return nil, nil, unprocessable("credentials", "missing",
+			"at least one of replication_config, credentials or server_side_oauth_secret_id must be provided")
+	}
+	if rerr := fitCredentials(d, creds, oauthSecret); rerr != nil {
+		return nil, nil, rerr
+	}
+	return config, creds, nil
+}
+
+// fitCredentials refuses credentials that fit no auth scheme of the connector (400). An OAuth
+// secret id stands in for missing credentials of a connector that offers OAuth.
+func fitCredentials(d *connectorDef, creds map[string]any, oauthSecret bool) *requestError {
+	if len(creds) == 0 && oauthSecret && d.oauth() {
 		return nil
 	}
-	var missing []string
-	for _, f := range entry.auth.requiredCredentials() {
-		if v, ok := creds[f].(string); !ok || v == "" {
-			missing = append(missing, f)
-		}
+	if _, ok := d.fits(creds); ok {
+		return nil
 	}
-	if len(missing) > 0 {
-		return &requestError{status: http.StatusBadRequest, field: "credentials", code: "invalid_credentials",
-			msg: "credentials match no auth scheme of " + entry.displayName + ": missing " + strings.Join(missing, ", ")}
+	var want []string
+	for _, s := range d.schemes {
+		want = append(want, s.name+" {"+strings.Join(s.fields, ", ")+"}")
 	}
-	return nil
+	return &requestError{status: http.StatusBadRequest, field: "credentials", code: "invalid_credentials",
+		msg: "credentials match no auth scheme of " + d.displayName + "; it accepts " + strings.Join(want, " or ")}
 }
 
 // resolveWorkspace finds the workspace a request names and checks the caller may act on it.
@@ -155,7 +212,7 @@ func checkCredentials(entry *catalogEntry, creds map[string]any, oauthSecretID *
 func (s *Server) resolveWorkspace(p principal, name string, create bool) (*workspace, error) {
 	st := s.state()
 	if !p.isOperator() {
-		if p.workspace.name != name {
+		if p.workspace.nameNow() != name {
 			return nil, forbidden("the token is not scoped to this workspace")
 		}
 		return p.workspace, nil
@@ -172,35 +229,38 @@ func (s *Server) handleConnectorCreate(w http.ResponseWriter, r *http.Request, d
 		writeAuthError(w, err)
 		return
 	}
-	req, entry, rerr := parseConnectorCreate(r)
+	req, rerr := parseConnectorCreate(r)
 	if rerr != nil {
 		rerr.write(w)
 		return
 	}
-	ws, err := s.resolveWorkspace(p, req.workspaceNameOf(), true)
+	ws, err := s.resolveWorkspace(p, req.workspaceNameOf(), !s.cfg.StrictAuth)
 	if err != nil {
 		writeAuthError(w, err)
 		return
 	}
+	if ws == nil { // strict mode: only a scoped-token mint creates a workspace (AGENTIC-1140)
+		writeError(w, http.StatusNotFound, "workspace_name", "not_found", "workspace not found: mint a scoped token for it first")
+		return
+	}
 	now := s.now().UTC()
 	src := &source{
-		id: uuid.NewString(), ws: ws, entry: entry, createdAt: now, updatedAt: now,
-		name: entry.displayName, config: req.ReplicationConfig, credentials: req.Credentials, entities: req.Entities,
+		id: uuid.NewString(), ws: ws, entry: req.entry, createdAt: now, updatedAt: now,
+		name: req.entry.displayName, config: req.config, credentials: req.credentials, entities: req.Entities,
 	}
 	if req.Name != nil && *req.Name != "" {
 		src.name = *req.Name
 	}
-	if src.config == nil {
-		src.config = map[string]any{}
-	}
-	delete(src.config, "credentials") // the credentials member is the only place for them
 	s.commit(w, ws, src, d, func(v sourceView) any { return s.connectorResponse(v) })
 }
 
 // commit stores a new connector or source and answers with it, or, when the fault plan says so,
 // fails after the commit: the case no idempotency key protects against.
 func (s *Server) commit(w http.ResponseWriter, ws *workspace, src *source, d decision, answer func(sourceView) any) {
-	s.state().add(ws, src)
+	if !s.state().add(ws, src) {
+		writeError(w, http.StatusNotFound, "workspace_name", "not_found", "workspace was deleted")
+		return
+	}
 	s.created.Add(1)
 	s.live.Add(1)
 	if d.commitThenFail {
@@ -340,34 +400,63 @@ func (s *Server) handleConnectorDelete(w http.ResponseWriter, r *http.Request, _
 	writeJSON(w, http.StatusAccepted, deleteAcceptedResponse{JobID: uuid.NewString()})
 }
 
-// Check outcome rule, documented in the package comment: a credential value starting with
-// "invalid" fails the check; anything else succeeds.
-func checkOutcome(creds map[string]any) checkResponseStatus {
+// checkOutcome is the check rule the package comment states: a status the fault plan forces
+// (pending, running, inconclusive, ...) wins; otherwise a credential value starting with
+// "invalid" fails the check and anything else succeeds.
+func (s *Server) checkOutcome(creds map[string]any, d decision) checkResponseStatus {
+	if d.checkStatus != "" {
+		return checkResponseStatus{status: d.checkStatus}
+	}
 	for _, v := range creds {
-		if s, ok := v.(string); ok && strings.HasPrefix(s, "invalid") {
-			return checkResponseStatus{status: "failed", message: "the source rejected the credentials"}
+		if str, ok := v.(string); ok && strings.HasPrefix(str, "invalid") {
+			return checkResponseStatus{status: "failed", message: "the source rejected the credentials", failedAt: s.now()}
 		}
 	}
 	return checkResponseStatus{status: "succeeded"}
 }
 
-type checkResponseStatus struct{ status, message string }
+type checkResponseStatus struct {
+	status, message string
+	failedAt        time.Time
+}
 
 func (c checkResponseStatus) response(id string) checkResponse {
 	out := checkResponse{ID: id, Status: c.status}
 	if c.message != "" {
 		out.ErrorMessage = &c.message
+		retryable := false
+		out.FailureReason = &failureReason{
+			Timestamp: c.failedAt.UnixMilli(), FailureOrigin: "source", FailureType: "config_error",
+			ExternalMessage: c.message, Retryable: &retryable,
+		}
 	}
 	return out
 }
 
-func (s *Server) handleConnectorCheck(w http.ResponseWriter, r *http.Request, _ decision) {
+// answerCheck waits the check latency the fault plan gives a forced status, then answers.
+func (s *Server) answerCheck(w http.ResponseWriter, r *http.Request, id string, c checkResponseStatus, d decision) {
+	if d.checkStatus != "" {
+		s.faultsHit[FaultCheckStatus].Add(1)
+	}
+	if d.checkDelay > 0 {
+		t := time.NewTimer(d.checkDelay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, c.response(id))
+}
+
+func (s *Server) handleConnectorCheck(w http.ResponseWriter, r *http.Request, d decision) {
 	p, err := s.authenticate(r)
 	if err != nil {
 		writeAuthError(w, err)
 		return
 	}
-	req, _, rerr := parseConnectorCreate(r)
+	req, rerr := parseConnectorCreate(r)
 	if rerr != nil {
 		rerr.write(w)
 		return
@@ -376,10 +465,10 @@ func (s *Server) handleConnectorCheck(w http.ResponseWriter, r *http.Request, _ 
 		writeAuthError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, checkOutcome(req.Credentials).response(uuid.NewString()))
+	s.answerCheck(w, r, uuid.NewString(), s.checkOutcome(req.credentials, d), d)
 }
 
-func (s *Server) handleConnectorCheckID(w http.ResponseWriter, r *http.Request, _ decision) {
+func (s *Server) handleConnectorCheckID(w http.ResponseWriter, r *http.Request, d decision) {
 	_, src, ok := s.connectorByPath(w, r)
 	if !ok {
 		return
@@ -389,7 +478,7 @@ func (s *Server) handleConnectorCheckID(w http.ResponseWriter, r *http.Request, 
 		return
 	}
 	v := src.view()
-	writeJSON(w, http.StatusOK, checkOutcome(v.credentials).response(v.id))
+	s.answerCheck(w, r, v.id, s.checkOutcome(v.credentials, d), d)
 }
 
 // redactedCredentials replaces every credential value with Airbyte's mask.
@@ -428,7 +517,7 @@ func (s *Server) connectorListItem(v sourceView) connectorListItem {
 		ID:   v.id,
 		Name: v.name,
 		SummarizedSourceTemplate: summarizedSourceTemplate{
-			ID: v.entry.templateID, Name: v.entry.displayName, Icon: &icon, ConnectorName: &connectorName,
+			ID: v.entry.templateID, Name: v.entry.templateName, Icon: &icon, ConnectorName: &connectorName,
 			OrganizationID: &org, ActorDefinitionID: v.entry.definitionID, Tags: v.entry.tags, Mode: "DIRECT",
 		},
 		CreatedAt: v.createdAt,
@@ -436,32 +525,40 @@ func (s *Server) connectorListItem(v sourceView) connectorListItem {
 	}
 }
 
-// detailedTemplate is the DetailedSourceTemplate of a catalog entry.
+// detailedTemplate is the DetailedSourceTemplate of a catalog entry; its spec offers each auth
+// scheme of the connector as one option of credentials (a oneOf, as real connector specs do).
 func detailedTemplate(e *catalogEntry) detailedSourceTemplate {
 	icon := e.icon()
-	props := map[string]any{}
-	for _, f := range e.auth.requiredCredentials() {
-		props[f] = map[string]any{"type": "string", "airbyte_secret": true, "title": f}
-	}
 	return detailedSourceTemplate{
-		ID:                 e.templateID,
-		Name:               e.displayName,
-		Icon:               &icon,
-		SourceDefinitionID: e.definitionID,
-		UserConfigSpec: connectorSpecification{
-			DocumentationURL: "https://docs.airbyte.com/integrations/sources/" + e.connectorType,
-			ConnectionSpecification: connectionSpecification{
-				Schema:   "http://json-schema.org/draft-07/schema#",
-				Type:     "object",
-				Title:    e.displayName + " Spec",
-				Required: []string{"credentials"},
-				Properties: map[string]any{
-					"credentials": map[string]any{"type": "object", "required": e.auth.requiredCredentials(), "properties": props},
-				},
-			},
-		},
+		ID:                   e.templateID,
+		Name:                 e.templateName,
+		Icon:                 &icon,
+		SourceDefinitionID:   e.definitionID,
+		UserConfigSpec:       e.spec(),
 		PartialDefaultConfig: map[string]any{},
 		Tags:                 e.tags,
 		Mode:                 "DIRECT",
+	}
+}
+
+// spec is the connector's ConnectorSpecification.
+func (c *connectorDef) spec() connectorSpecification {
+	options := make([]any, 0, len(c.schemes))
+	for _, sc := range c.schemes {
+		props := map[string]any{"option_title": map[string]any{"type": "string", "const": sc.name}}
+		for _, f := range sc.fields {
+			props[f] = map[string]any{"type": "string", "airbyte_secret": true, "title": f}
+		}
+		options = append(options, map[string]any{"type": "object", "title": sc.name, "required": sc.fields, "properties": props})
+	}
+	return connectorSpecification{
+		DocumentationURL: "https://docs.airbyte.com/integrations/sources/" + c.connectorType,
+		ConnectionSpecification: connectionSpecification{
+			Schema:     "http://json-schema.org/draft-07/schema#",
+			Type:       "object",
+			Title:      c.displayName + " Spec",
+			Required:   []string{"credentials"},
+			Properties: map[string]any{"credentials": map[string]any{"type": "object", "title": "Authentication", "oneOf": options}},
+		},
 	}
 }

@@ -15,7 +15,11 @@ import (
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox/sandboxtest"
 )
 
-const githubDefinition = "ef69ef6e-aa7f-4af1-a01d-ef775033524e"
+const (
+	githubDefinition  = "ef69ef6e-aa7f-4af1-a01d-ef775033524e"
+	hubspotDefinition = "36c891d9-4bd9-43ac-bad2-10e12756272c"
+	hubspotTemplate   = "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e03"
+)
 
 type created struct {
 	ID             string         `json:"id"`
@@ -175,9 +179,15 @@ func TestConnectorErrors(t *testing.T) {
 		{"list without workspace", "GET", "/api/v1/integrations/connectors", acme, nil, nil, 400},
 		{"bad credentials token scheme", "POST", "/api/v1/integrations/connectors", acme, ghBody(map[string]any{"credentials": map[string]string{"api_key": "k"}}), nil, 400},
 		{"bad credentials oauth scheme", "POST", "/api/v1/integrations/connectors", acme, ghBody(map[string]any{"connector_type": "hubspot", "credentials": map[string]string{"client_id": "a"}}), nil, 400},
-		{"no credentials", "POST", "/api/v1/integrations/connectors", acme, ghBody(map[string]any{"credentials": nil}), nil, 400},
+		{"none of credentials, replication_config, oauth secret", "POST", "/api/v1/integrations/connectors", acme, ghBody(map[string]any{"credentials": nil}), nil, 422},
+		{"replication_config without credentials", "POST", "/api/v1/integrations/connectors", acme, ghBody(map[string]any{"credentials": nil, "replication_config": map[string]any{"repositories": []string{"a/b"}}}), nil, 400},
+		{"oauth secret for a connector without oauth", "POST", "/api/v1/integrations/connectors", acme, ghBody(map[string]any{"connector_type": "stripe", "credentials": nil, "server_side_oauth_secret_id": "oauth-secret-1"}), nil, 400},
 		{"no kind", "POST", "/api/v1/integrations/connectors", acme, ghBody(map[string]any{"connector_type": nil}), nil, 422},
-		{"two kinds", "POST", "/api/v1/integrations/connectors", acme, ghBody(map[string]any{"definition_id": githubDefinition}), nil, 422},
+		{"type and definition of different connectors", "POST", "/api/v1/integrations/connectors", acme, ghBody(map[string]any{"definition_id": hubspotDefinition}), nil, 422},
+		{"type and template of different connectors", "POST", "/api/v1/integrations/connectors", acme, ghBody(map[string]any{"source_template_id": hubspotTemplate}), nil, 422},
+		{"definition and template of different connectors", "POST", "/api/v1/integrations/connectors", acme, ghBody(map[string]any{"connector_type": nil, "definition_id": githubDefinition, "source_template_id": hubspotTemplate}), nil, 422},
+		{"type of several templates without one", "POST", "/api/v1/integrations/connectors", acme, ghBody(map[string]any{"connector_type": "jira"}), nil, 422},
+		{"unknown template", "POST", "/api/v1/integrations/connectors", acme, ghBody(map[string]any{"source_template_id": "11111111-2222-4333-8444-555555555555"}), nil, 422},
 		{"unknown type", "POST", "/api/v1/integrations/connectors", acme, ghBody(map[string]any{"connector_type": "nope"}), nil, 422},
 		{"unknown definition", "POST", "/api/v1/integrations/connectors", acme, ghBody(map[string]any{"connector_type": nil, "definition_id": "11111111-2222-4333-8444-555555555555"}), nil, 422},
 		{"by definition id", "POST", "/api/v1/integrations/connectors", acme, ghBody(map[string]any{"connector_type": nil, "definition_id": githubDefinition}), nil, 200},

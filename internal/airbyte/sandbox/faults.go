@@ -7,30 +7,38 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"slices"
 	"sort"
 	"time"
 )
 
 // Operation names, the keys of Faults.Rules and Stats.Requests.
 const (
-	OpToken               = "token"
-	OpScopedToken         = "scoped_token"
-	OpScopedTokenInfo     = "scoped_token_info"
-	OpWidgetToken         = "widget_token"
-	OpConnectorsCreate    = "connectors_create"
-	OpConnectorsList      = "connectors_list"
-	OpConnectorsGet       = "connectors_get"
-	OpConnectorsUpdate    = "connectors_update"
-	OpConnectorsDelete    = "connectors_delete"
-	OpConnectorsCheck     = "connectors_check"
-	OpSourcesCreate       = "sources_create"
-	OpSourcesList         = "sources_list"
-	OpSourcesGet          = "sources_get"
-	OpSourcesUpdate       = "sources_update"
-	OpSourcesDelete       = "sources_delete"
-	OpSourceTemplatesList = "source_templates_list"
-	OpWorkspacesList      = "workspaces_list"
-	OpWorkspacesGet       = "workspaces_get"
+	OpToken                 = "token"
+	OpScopedToken           = "scoped_token"
+	OpScopedTokenInfo       = "scoped_token_info"
+	OpWidgetToken           = "widget_token"
+	OpConnectorsCreate      = "connectors_create"
+	OpConnectorsList        = "connectors_list"
+	OpConnectorsGet         = "connectors_get"
+	OpConnectorsUpdate      = "connectors_update"
+	OpConnectorsDelete      = "connectors_delete"
+	OpConnectorsCheck       = "connectors_check"
+	OpSourcesCreate         = "sources_create"
+	OpSourcesList           = "sources_list"
+	OpSourcesGet            = "sources_get"
+	OpSourcesUpdate         = "sources_update"
+	OpSourcesDelete         = "sources_delete"
+	OpSourceTemplatesList   = "source_templates_list"
+	OpSourceTemplatesGet    = "source_templates_get"
+	OpSourceDefinitionsList = "source_definitions_list"
+	OpSourceDefinitionsGet  = "source_definitions_get"
+	OpConnectorsExecute     = "connectors_execute"
+	OpWorkspacesStats       = "workspaces_stats"
+	OpWorkspacesList        = "workspaces_list"
+	OpWorkspacesGet         = "workspaces_get"
+	OpWorkspacesUpdate      = "workspaces_update"
+	OpWorkspacesDelete      = "workspaces_delete"
 	// OpAll is the rule key that applies to every operation without a rule of its own.
 	OpAll = "*"
 )
@@ -42,6 +50,7 @@ const (
 	FaultRateLimit      = "rate_limit"
 	FaultDrop           = "drop_connection"
 	FaultCommitThenFail = "commit_then_fail"
+	FaultCheckStatus    = "check_status" // a check answered a status the plan forced
 )
 
 // Faults is a plan of injected failures, per operation.
@@ -68,7 +77,18 @@ type FaultRule struct {
 	// DropConnection is the probability of closing the connection without any response, before
 	// doing anything.
 	DropConnection float64
+	// CheckStatuses maps a check status Airbyte may answer besides succeeded/failed ("pending",
+	// "running", "cancelled", "inconclusive", "skipped") to the probability that a check
+	// (connectors_check) answers it, whatever the credentials.
+	CheckStatuses map[string]float64
+	// CheckLatency delays a check answered with one of CheckStatuses, on top of Latency: a
+	// check that stays pending or ends inconclusive usually took its time.
+	CheckLatency time.Duration
 }
+
+// forcedCheckStatuses are the CheckStatus values a fault plan may force; succeeded and failed
+// follow the credentials.
+var forcedCheckStatuses = []string{"cancelled", "inconclusive", "pending", "running", "skipped"}
 
 // RateLimitBurst throttles the last Length of every Every requests of an operation (requests are
 // numbered from 1): with Every 10 and Length 3, requests 8, 9, 10, 18, 19, 20, ... get 429.
@@ -85,6 +105,8 @@ type faultRuleJSON struct {
 	RateLimitBurst *rateLimitJSON     `json:"rate_limit_burst,omitempty"`
 	CommitThenFail float64            `json:"commit_then_fail,omitempty"`
 	DropConnection float64            `json:"drop_connection,omitempty"`
+	CheckStatuses  map[string]float64 `json:"check_statuses,omitempty"`
+	CheckLatency   string             `json:"check_latency,omitempty"`
 }
 
 type rateLimitJSON struct {
@@ -95,7 +117,10 @@ type rateLimitJSON struct {
 
 // MarshalJSON writes durations as Go duration strings ("50ms").
 func (r FaultRule) MarshalJSON() ([]byte, error) {
-	j := faultRuleJSON{CommitThenFail: r.CommitThenFail, DropConnection: r.DropConnection}
+	j := faultRuleJSON{CommitThenFail: r.CommitThenFail, DropConnection: r.DropConnection, CheckStatuses: maps.Clone(r.CheckStatuses)}
+	if r.CheckLatency != 0 {
+		j.CheckLatency = r.CheckLatency.String()
+	}
 	if r.Latency != 0 {
 		j.Latency = r.Latency.String()
 	}
@@ -152,6 +177,10 @@ func (r *FaultRule) UnmarshalJSON(b []byte) error {
 	}
 	out.CommitThenFail = j.CommitThenFail
 	out.DropConnection = j.DropConnection
+	out.CheckStatuses = j.CheckStatuses
+	if out.CheckLatency, err = parseDuration("check_latency", j.CheckLatency); err != nil {
+		return err
+	}
 	if err := out.validate(); err != nil {
 		return err
 	}
@@ -175,12 +204,23 @@ func (r FaultRule) validate() error {
 	for _, p := range r.ErrorRates {
 		probs = append(probs, p)
 	}
+	sum := 0.0
+	for st, p := range r.CheckStatuses {
+		if !slices.Contains(forcedCheckStatuses, st) {
+			return fmt.Errorf("fault rule: check_statuses key %q is not one of %v", st, forcedCheckStatuses)
+		}
+		probs = append(probs, p)
+		sum += p
+	}
 	for _, p := range probs {
 		if p < 0 || p > 1 {
 			return fmt.Errorf("fault rule: probability %v outside [0, 1]", p)
 		}
 	}
-	if r.Latency < 0 || r.LatencyJitter < 0 || r.RateLimitBurst.RetryAfter < 0 {
+	if sum > 1 {
+		return fmt.Errorf("fault rule: check_statuses probabilities add up to %v > 1", sum)
+	}
+	if r.Latency < 0 || r.LatencyJitter < 0 || r.RateLimitBurst.RetryAfter < 0 || r.CheckLatency < 0 {
 		return fmt.Errorf("fault rule: negative duration")
 	}
 	if r.RateLimitBurst.Every < 0 || r.RateLimitBurst.Length < 0 || r.RateLimitBurst.Length > r.RateLimitBurst.Every {
@@ -193,6 +233,7 @@ func (f Faults) clone() Faults {
 	out := Faults{Rules: make(map[string]FaultRule, len(f.Rules))}
 	for op, r := range f.Rules {
 		r.ErrorRates = maps.Clone(r.ErrorRates)
+		r.CheckStatuses = maps.Clone(r.CheckStatuses)
 		out.Rules[op] = r
 	}
 	return out
@@ -213,7 +254,9 @@ type decision struct {
 	status         int // an injected error status, 0 for none
 	retryAfter     time.Duration
 	commitThenFail bool
-	failByDrop     bool // how a commit-then-fail shows: a dropped connection, else a 500
+	failByDrop     bool          // how a commit-then-fail shows: a dropped connection, else a 500
+	checkStatus    string        // a check status to answer whatever the credentials, "" for none
+	checkDelay     time.Duration // waited before answering checkStatus
 }
 
 // decide derives the fate of request number n of op from the seed alone, so that the same seed
@@ -258,6 +301,16 @@ func decide(seed int64, op string, n uint64, r FaultRule) decision {
 	}
 	d.commitThenFail = rnd.float() < r.CommitThenFail
 	d.failByDrop = rnd.float() < 0.5
+	// Drawn last, so that adding check statuses to a plan changes no earlier decision.
+	u = rnd.float()
+	for _, st := range forcedCheckStatuses {
+		p := r.CheckStatuses[st]
+		if u < p {
+			d.checkStatus, d.checkDelay = st, r.CheckLatency
+			break
+		}
+		u -= p
+	}
 	return d
 }
 

@@ -168,6 +168,11 @@ func TestFaultsJSON(t *testing.T) {
 				ErrorRates: map[int]float64{503: 0.05}, RateLimitBurst: sandbox.RateLimitBurst{Every: 10, Length: 2, RetryAfter: time.Second},
 				CommitThenFail: 0.1, DropConnection: 0.01}}}},
 		{name: "empty", in: `{}`, want: sandbox.Faults{}},
+		{name: "check statuses", in: `{"rules":{"connectors_check":{"check_statuses":{"pending":0.25,"inconclusive":0.5},"check_latency":"2s"}}}`,
+			want: sandbox.Faults{Rules: map[string]sandbox.FaultRule{"connectors_check": {
+				CheckStatuses: map[string]float64{"pending": 0.25, "inconclusive": 0.5}, CheckLatency: 2 * time.Second}}}},
+		{name: "unknown check status", in: `{"rules":{"*":{"check_statuses":{"succeeded":0.5}}}}`, wantErr: true},
+		{name: "check statuses above one", in: `{"rules":{"*":{"check_statuses":{"pending":0.6,"running":0.6}}}}`, wantErr: true},
 		{name: "bad duration", in: `{"rules":{"*":{"latency":"soon"}}}`, wantErr: true},
 		{name: "bad status", in: `{"rules":{"*":{"error_rates":{"200":0.5}}}}`, wantErr: true},
 		{name: "bad probability", in: `{"rules":{"*":{"drop_connection":2}}}`, wantErr: true},
@@ -203,6 +208,7 @@ func FuzzFaultsJSON(f *testing.F) {
 	f.Add([]byte(`{"rules":{"*":{"latency":"50ms","error_rates":{"503":0.05},"rate_limit_burst":{"every":10,"length":2,"retry_after":"1s"}}}}`))
 	f.Add([]byte(`{"rules":{"connectors_create":{"commit_then_fail":1}}}`))
 	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"rules":{"connectors_check":{"check_statuses":{"pending":0.5},"check_latency":"1s"}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fl sandbox.Faults
 		if err := json.Unmarshal(b, &fl); err != nil {
@@ -231,6 +237,9 @@ func normalize(f sandbox.Faults) sandbox.Faults {
 	for k, r := range f.Rules {
 		if len(r.ErrorRates) == 0 {
 			r.ErrorRates = nil
+		}
+		if len(r.CheckStatuses) == 0 {
+			r.CheckStatuses = nil
 		}
 		if r.RateLimitBurst.Every == 0 {
 			r.RateLimitBurst = sandbox.RateLimitBurst{}

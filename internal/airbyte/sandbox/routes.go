@@ -1,8 +1,10 @@
 package sandbox
 
 import (
+	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -12,7 +14,9 @@ type opHandler func(w http.ResponseWriter, r *http.Request, d decision)
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	handle := func(pattern, op string, h opHandler) { mux.Handle(pattern, s.withFaults(op, h)) }
+	handle := func(pattern, op string, h opHandler) {
+		mux.Handle(pattern, s.withFaults(op, s.requireToken(documentedToken(pattern), uuidParams(pattern, h))))
+	}
 
 	const app = "/api/v1/account/applications"
 	handle("POST "+app+"/token", OpToken, s.handleToken)
@@ -31,6 +35,15 @@ func (s *Server) routes() http.Handler {
 	handle("PUT "+conn+"/{id}", OpConnectorsUpdate, s.handleConnectorUpdate)
 	handle("DELETE "+conn+"/{id}", OpConnectorsDelete, s.handleConnectorDelete)
 	handle("POST "+conn+"/{id}/check", OpConnectorsCheck, s.handleConnectorCheckID)
+	handle("POST "+conn+"/{id}/execute", OpConnectorsExecute, s.handleConnectorExecute)
+
+	const integrations = "/api/v1/integrations"
+	handle("GET "+integrations+"/templates/sources", OpSourceTemplatesList, s.handleIntegrationTemplates)
+	handle("GET "+integrations+"/templates/sources/global", OpSourceTemplatesList, s.handleGlobalTemplates)
+	handle("GET "+integrations+"/templates/sources/{id}", OpSourceTemplatesGet, s.handleTemplateGet)
+	handle("GET /api/v1/embedded/source-templates/{id}", OpSourceTemplatesGet, s.handleTemplateGet)
+	handle("GET "+integrations+"/definitions/sources", OpSourceDefinitionsList, s.handleDefinitions)
+	handle("GET "+integrations+"/definitions/sources/{id}", OpSourceDefinitionsGet, s.handleDefinitionGet)
 
 	for _, prefix := range []string{"/api/v1/embedded/sources", "/api/v1/integrations/sources"} {
 		handle("POST "+prefix, OpSourcesCreate, s.handleSourceCreate)
@@ -41,7 +54,10 @@ func (s *Server) routes() http.Handler {
 	}
 	handle("GET /api/v1/embedded/source-templates", OpSourceTemplatesList, s.handleSourceTemplates)
 	handle("GET /api/v1/workspaces", OpWorkspacesList, s.handleWorkspaceList)
+	handle("GET /api/v1/workspaces/stats", OpWorkspacesStats, s.handleWorkspaceStats)
 	handle("GET /api/v1/workspaces/{workspace_id}", OpWorkspacesGet, s.handleWorkspaceGet)
+	handle("PUT /api/v1/workspaces/{workspace_id}", OpWorkspacesUpdate, s.handleWorkspaceUpdate)
+	handle("DELETE /api/v1/workspaces/{workspace_id}", OpWorkspacesDelete, s.handleWorkspaceDelete)
 
 	mux.HandleFunc("GET /_sandbox/healthz", s.adminHealthz)
 	mux.HandleFunc("GET /_sandbox/stats", s.adminStats)
@@ -52,7 +68,98 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "", "not_found", "no route for "+r.Method+" "+r.URL.Path)
 	})
-	return mux
+	return withoutTrailingSlash(mux)
+}
+
+// tokenKind is the bearer token an operation documents.
+type tokenKind int
+
+const (
+	tokenNone        tokenKind = iota // the application token mint itself
+	tokenApplication                  // "Requires an Access Token as the bearer token"
+	tokenScoped                       // "Requires a Scoped Token as the bearer token"
+)
+
+// documentedToken is the token the specs document for a route pattern ("METHOD /path").
+func documentedToken(pattern string) tokenKind {
+	_, path, _ := strings.Cut(pattern, " ")
+	switch {
+	case path == "/api/v1/account/applications/token":
+		return tokenNone
+	case strings.HasSuffix(path, "/scoped-token/info"), path == "/api/v1/embedded/scoped-token-info",
+		strings.HasPrefix(path, "/api/v1/embedded/sources"), strings.HasPrefix(path, "/api/v1/embedded/source-templates"):
+		return tokenScoped
+	default:
+		return tokenApplication
+	}
+}
+
+type principalKey struct{}
+
+// requireToken, in strict mode, authenticates the request and refuses the token kind the
+// operation does not document (403); the principal rides in the context to the handler, which
+// then does not verify the token again.
+func (s *Server) requireToken(kind tokenKind, h opHandler) opHandler {
+	if !s.cfg.StrictAuth || kind == tokenNone {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request, d decision) {
+		p, err := s.authenticate(r)
+		switch {
+		case err != nil:
+		case kind == tokenApplication && !p.isOperator():
+			err = forbidden("this operation requires an application (access) token as the bearer token")
+		case kind == tokenScoped && p.isOperator():
+			err = forbidden("this operation requires a scoped token as the bearer token")
+		}
+		if err != nil {
+			writeAuthError(w, err)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)), d)
+	}
+}
+
+// withoutTrailingSlash serves /api/v1/x/ as /api/v1/x, as Airbyte does.
+func withoutTrailingSlash(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; strings.HasPrefix(p, "/api/") && strings.HasSuffix(p, "/") {
+			u := *r.URL
+			u.Path = strings.TrimRight(p, "/")
+			u.RawPath = strings.TrimRight(u.RawPath, "/")
+			r2 := *r
+			r2.URL = &u
+			r = &r2
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// uuidParams answers 422, as FastAPI's validation does, when a {wildcard} of pattern (every path
+// id of the API is a UUID) is not a UUID.
+func uuidParams(pattern string, h opHandler) opHandler {
+	var names []string
+	for rest := pattern; ; {
+		i := strings.Index(rest, "{")
+		if i < 0 {
+			break
+		}
+		j := strings.Index(rest[i:], "}")
+		names = append(names, rest[i+1:i+j])
+		rest = rest[i+j:]
+	}
+	if len(names) == 0 {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request, d decision) {
+		for _, n := range names {
+			if !validUUID(r.PathValue(n)) {
+				writeError(w, http.StatusUnprocessableEntity, n, "uuid_parsing", "path parameter "+n+" is not a valid UUID")
+				return
+			}
+		}
+		h(w, r, d)
+	}
 }
 
 // withFaults counts the request, applies the fault plan, and otherwise runs h.

@@ -27,6 +27,7 @@ func Run(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logg
 	fs.StringVar(&cfg.ClientID, "client-id", DefaultClientID, "accepted application client id")
 	fs.StringVar(&cfg.ClientSecret, "client-secret", DefaultClientSecret, "accepted application client secret")
 	fs.Int64Var(&cfg.Seed, "seed", 0, "seed of every random fault decision")
+	fs.BoolVar(&cfg.StrictAuth, "strict-auth", false, "enforce each operation's documented bearer token (application token for connector operations, scoped token for scoped-token info and /embedded/sources); 403 otherwise")
 	fs.DurationVar(&cfg.OperatorTTL, "operator-ttl", DefaultOperatorTTL, "JWT lifetime of application tokens")
 	fs.DurationVar(&cfg.ExpiresIn, "expires-in", 0, "expires_in reported for application tokens (default: operator-ttl; larger reproduces airbytehq/airbyte#55784)")
 	fs.DurationVar(&cfg.ScopedTTL, "scoped-ttl", DefaultScopedTTL, "JWT lifetime of scoped and widget tokens")

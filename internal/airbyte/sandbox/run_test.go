@@ -22,9 +22,11 @@ func TestRun(t *testing.T) {
 		name       string
 		args       []string
 		wantStatus int
+		wantScoped int // a scoped token listing connectors, when the token mint works
 	}{
-		{"defaults", []string{"--listen", "127.0.0.1:0", "--client-secret", "run-secret-123"}, 200},
-		{"faults file", []string{"--listen", "127.0.0.1:0", "--client-secret", "run-secret-123", "--faults", faults, "--seed", "9", "--latency", "1ms"}, 503},
+		{"defaults", []string{"--listen", "127.0.0.1:0", "--client-secret", "run-secret-123"}, 200, 200},
+		{"strict auth", []string{"--listen", "127.0.0.1:0", "--client-secret", "run-secret-123", "--strict-auth"}, 200, 403},
+		{"faults file", []string{"--listen", "127.0.0.1:0", "--client-secret", "run-secret-123", "--faults", faults, "--seed", "9", "--latency", "1ms"}, 503, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,6 +55,16 @@ func TestRun(t *testing.T) {
 			if err != nil || r.status != tt.wantStatus {
 				t.Fatalf("token: %v %d %s", err, r.status, r.body)
 			}
+			if tt.wantScoped != 0 {
+				var tr struct {
+					AccessToken string `json:"access_token"`
+				}
+				r.decode(t, &tr)
+				sc := c.scopedToken(tr.AccessToken, "acme")
+				if r := c.do("GET", "/api/v1/integrations/connectors?workspace_name=acme", sc, nil); r.status != tt.wantScoped {
+					t.Fatalf("scoped list: %d %s", r.status, r.body)
+				}
+			}
 			cancel()
 			if err := <-errc; err != nil {
 				t.Fatalf("Run: %v", err)
@@ -68,7 +80,7 @@ func TestRunFlags(t *testing.T) {
 		wantErr  bool
 		wantHelp []string
 	}{
-		{"help", []string{"--help"}, false, []string{"-client-id", "sandbox-client", "-client-secret", "-listen", "127.0.0.1:8081", "-faults", "-seed", "-operator-ttl", "-expires-in", "-scoped-ttl", "-latency"}},
+		{"help", []string{"--help"}, false, []string{"-client-id", "sandbox-client", "-client-secret", "-listen", "127.0.0.1:8081", "-faults", "-seed", "-operator-ttl", "-expires-in", "-scoped-ttl", "-latency", "-strict-auth"}},
 		{"unknown flag", []string{"--nope"}, true, nil},
 		{"missing faults file", []string{"--faults", "/nonexistent/faults.json"}, true, nil},
 		{"stray argument", []string{"extra"}, true, nil},

@@ -3,6 +3,8 @@ package sandbox
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +44,13 @@ type Config struct {
 	Faults Faults
 	// Seed makes every random fault decision deterministic.
 	Seed int64
+	// StrictAuth enforces each operation's documented bearer token: an application token for
+	// /integrations/*, the token mints, /integrations/sources* and /workspaces*; a scoped token
+	// for scoped-token info, /embedded/sources* and /embedded/source-templates*. The other kind
+	// answers 403. It also answers 404 to a connector create naming a workspace no scoped-token
+	// mint has created (AGENTIC-1140) instead of creating it. Off, either token is accepted
+	// wherever the caller may act on the workspace, as the seed docs' examples assume.
+	StrictAuth bool
 	// Logger receives one debug line per request; nil discards.
 	Logger *slog.Logger
 	// Now is the clock for token lifetimes and timestamps; nil is time.Now.
@@ -85,7 +94,8 @@ var operations = []string{
 	OpToken, OpScopedToken, OpScopedTokenInfo, OpWidgetToken,
 	OpConnectorsCreate, OpConnectorsList, OpConnectorsGet, OpConnectorsUpdate, OpConnectorsDelete, OpConnectorsCheck,
 	OpSourcesCreate, OpSourcesList, OpSourcesGet, OpSourcesUpdate, OpSourcesDelete, OpSourceTemplatesList,
-	OpWorkspacesList, OpWorkspacesGet,
+	OpWorkspacesList, OpWorkspacesGet, OpWorkspacesUpdate, OpWorkspacesDelete,
+	OpSourceTemplatesGet, OpSourceDefinitionsList, OpSourceDefinitionsGet, OpConnectorsExecute, OpWorkspacesStats,
 }
 
 // New returns a sandbox with cfg's defaults filled in.
@@ -133,7 +143,7 @@ func New(cfg Config) *Server {
 		s.opCount[op] = new(atomic.Uint64)
 		s.requests[op] = new(atomic.Int64)
 	}
-	for _, k := range []string{FaultLatency, FaultError, FaultRateLimit, FaultDrop, FaultCommitThenFail} {
+	for _, k := range []string{FaultLatency, FaultError, FaultRateLimit, FaultDrop, FaultCommitThenFail, FaultCheckStatus} {
 		s.faultsHit[k] = new(atomic.Int64)
 	}
 	for _, k := range []string{kindApplication, kindScoped, kindWidget} {
@@ -240,6 +250,10 @@ type Connector struct {
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
 	CredentialKeys []string  `json:"credential_keys"` // sorted field names, never values
+	// CredentialsSHA256 is the hex SHA-256 of the credentials as Go's json.Marshal writes a
+	// map[string]string (compact, keys sorted; non-string values in their JSON form): it proves
+	// which credentials a connector holds without showing them.
+	CredentialsSHA256 string `json:"credentials_sha256"`
 }
 
 // WorkspaceRegion returns the region a workspace was created in (the region_id of the mint that
@@ -259,15 +273,39 @@ func (s *Server) Connectors(workspaceName string) []Connector {
 		return []Connector{}
 	}
 	views := ws.live()
+	wsName := ws.nameNow()
 	out := make([]Connector, 0, len(views))
 	for _, v := range views {
 		keys := slices.Collect(maps.Keys(v.credentials))
 		sort.Strings(keys)
 		out = append(out, Connector{
-			ID: v.id, Name: v.name, WorkspaceID: ws.id, WorkspaceName: ws.name,
+			ID: v.id, Name: v.name, WorkspaceID: ws.id, WorkspaceName: wsName,
 			ConnectorType: v.entry.connectorType, DefinitionID: v.entry.definitionID, TemplateID: v.entry.templateID,
 			CreatedAt: v.createdAt, UpdatedAt: v.updatedAt, CredentialKeys: keys,
+			CredentialsSHA256: CredentialsSHA256(credentialStrings(v.credentials)),
 		})
+	}
+	return out
+}
+
+// CredentialsSHA256 is the digest Connector.CredentialsSHA256 reports for creds: the hex SHA-256
+// of json.Marshal(creds).
+func CredentialsSHA256(creds map[string]string) string {
+	b, _ := json.Marshal(creds) // a map[string]string always marshals
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// credentialStrings gives stored credentials as strings; non-string values in their JSON form.
+func credentialStrings(creds map[string]any) map[string]string {
+	out := make(map[string]string, len(creds))
+	for k, val := range creds {
+		if str, ok := val.(string); ok {
+			out[k] = str
+			continue
+		}
+		b, _ := json.Marshal(val) // values came from JSON, they marshal back
+		out[k] = string(b)
 	}
 	return out
 }
@@ -279,17 +317,7 @@ func (s *Server) ConnectorCredentials(id string) (map[string]string, bool) {
 	if src == nil {
 		return nil, false
 	}
-	v := src.view()
-	out := make(map[string]string, len(v.credentials))
-	for k, val := range v.credentials {
-		if str, ok := val.(string); ok {
-			out[k] = str
-			continue
-		}
-		b, _ := json.Marshal(val) // values came from JSON, they marshal back
-		out[k] = string(b)
-	}
-	return out, true
+	return credentialStrings(src.view().credentials), true
 }
 
 // Reset forgets every workspace, connector and counter (not the fault plan). Tokens minted

@@ -3,8 +3,6 @@ package sandbox
 import (
 	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/google/uuid"
 )
@@ -38,7 +36,7 @@ func splitSourceConfig(entry *catalogEntry, cfg map[string]any) (plain, creds ma
 		}
 		return plain, creds
 	}
-	secret := entry.auth.requiredCredentials()
+	secret := entry.secretFields()
 	for k, v := range cfg {
 		if slices.Contains(secret, k) {
 			creds[k] = v
@@ -94,7 +92,7 @@ func (s *Server) handleSourceCreate(w http.ResponseWriter, r *http.Request, d de
 		return
 	}
 	plain, creds := splitSourceConfig(entry, req.SourceConfig)
-	if rerr := checkCredentials(entry, creds, nil); rerr != nil {
+	if rerr := fitCredentials(entry.connectorDef, creds, false); rerr != nil {
 		rerr.write(w)
 		return
 	}
@@ -131,7 +129,7 @@ func (s *Server) handleSourceList(w http.ResponseWriter, r *http.Request, _ deci
 			icon := v.entry.icon()
 			out.Data = append(out.Data, sourceListItem{
 				ID: v.id, Name: v.name,
-				SummarizedSourceTemplate: embeddedTemplateItem{ID: v.entry.templateID, Name: v.entry.displayName, Icon: &icon, Tags: v.entry.tags},
+				SummarizedSourceTemplate: embeddedTemplateItem{ID: v.entry.templateID, Name: v.entry.templateName, Icon: &icon, Tags: v.entry.tags},
 				CreatedAt:                v.createdAt, UpdatedAt: v.updatedAt,
 			})
 		}
@@ -166,7 +164,7 @@ func (s *Server) handleSourceUpdate(w http.ResponseWriter, r *http.Request, _ de
 	if req.SourceConfig != nil {
 		plain, creds = splitSourceConfig(src.entry, req.SourceConfig)
 		if len(creds) > 0 {
-			if rerr := checkCredentials(src.entry, creds, nil); rerr != nil {
+			if rerr := fitCredentials(src.entry.connectorDef, creds, false); rerr != nil {
 				rerr.write(w)
 				return
 			}
@@ -215,7 +213,7 @@ func (s *Server) handleSourceTemplates(w http.ResponseWriter, r *http.Request, _
 			continue
 		}
 		icon := e.icon()
-		out.Data = append(out.Data, embeddedTemplateItem{ID: e.templateID, Name: e.displayName, Icon: &icon, Tags: e.tags})
+		out.Data = append(out.Data, embeddedTemplateItem{ID: e.templateID, Name: e.templateName, Icon: &icon, Tags: e.tags})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -230,78 +228,4 @@ func tagsMatch(have, want []string, all bool) bool {
 		}
 	}
 	return all
-}
-
-func (s *Server) workspaceItem(ws *workspace) workspaceItem {
-	return workspaceItem{
-		ID: ws.id, Name: ws.name, OrganizationID: s.cfg.OrganizationID, Status: "active",
-		Visibility: "private", CreatedAt: ws.createdAt.UTC(), UpdatedAt: ws.createdAt.UTC(),
-	}
-}
-
-func (s *Server) handleWorkspaceList(w http.ResponseWriter, r *http.Request, _ decision) {
-	p, err := s.authenticate(r)
-	if err != nil {
-		writeAuthError(w, err)
-		return
-	}
-	q := r.URL.Query()
-	limit := 20
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 100 {
-			writeError(w, http.StatusUnprocessableEntity, "limit", "value_error", "limit must be an integer in [1, 100]")
-			return
-		}
-		limit = n
-	}
-	offset := 0
-	if c := q.Get("cursor"); c != "" {
-		n, err := strconv.Atoi(c)
-		if err != nil || n < 0 {
-			writeError(w, http.StatusUnprocessableEntity, "cursor", "value_error", "invalid cursor")
-			return
-		}
-		offset = n
-	}
-	var matching []*workspace
-	for _, ws := range s.state().workspaces() {
-		if !p.isOperator() && ws != p.workspace {
-			continue
-		}
-		if nc := q.Get("name_contains"); nc != "" && !strings.Contains(strings.ToLower(ws.name), strings.ToLower(nc)) {
-			continue
-		}
-		if st := q.Get("status"); st != "" && st != "active" {
-			continue
-		}
-		matching = append(matching, ws)
-	}
-	out := workspaceListResponse{Data: []workspaceItem{}}
-	for i := offset; i < len(matching) && i < offset+limit; i++ {
-		out.Data = append(out.Data, s.workspaceItem(matching[i]))
-	}
-	if offset+limit < len(matching) {
-		next := strconv.Itoa(offset + limit)
-		out.Next = &next
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Server) handleWorkspaceGet(w http.ResponseWriter, r *http.Request, _ decision) {
-	p, err := s.authenticate(r)
-	if err != nil {
-		writeAuthError(w, err)
-		return
-	}
-	ws, err := s.workspaceByIDFor(p, r.PathValue("workspace_id"))
-	if err != nil {
-		writeAuthError(w, err)
-		return
-	}
-	if ws == nil {
-		writeError(w, http.StatusNotFound, "workspace_id", "not_found", "workspace not found")
-		return
-	}
-	writeJSON(w, http.StatusOK, s.workspaceItem(ws))
 }

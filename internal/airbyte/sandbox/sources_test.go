@@ -74,10 +74,10 @@ func TestTemplatesAndWorkspaces(t *testing.T) {
 		wantStatus        int
 		wantCount         int
 	}{
-		{"all templates", "/api/v1/embedded/source-templates", sc, 200, 10},
-		{"templates any tag", "/api/v1/embedded/source-templates?tags=crm&tags=payments&tags_mode=any", sc, 200, 3},
+		{"all templates", "/api/v1/embedded/source-templates", sc, 200, 12},
+		{"templates any tag", "/api/v1/embedded/source-templates?tags=crm&tags=payments&tags_mode=any", sc, 200, 4},
 		{"templates all tags", "/api/v1/embedded/source-templates?tags=crm&tags=payments&tags_mode=all", sc, 200, 0},
-		{"templates default mode all", "/api/v1/embedded/source-templates?tags=crm", sc, 200, 2},
+		{"templates default mode all", "/api/v1/embedded/source-templates?tags=crm", sc, 200, 3},
 		{"workspaces as operator", "/api/v1/workspaces", op, 200, 2},
 		{"workspaces paged", "/api/v1/workspaces?limit=1", op, 200, 1},
 		{"workspaces as scoped", "/api/v1/workspaces", sc, 200, 1},

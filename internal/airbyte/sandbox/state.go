@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"errors"
 	"maps"
 	"slices"
 	"strings"
@@ -31,13 +32,37 @@ func newStore() *store {
 // contend with each other.
 type workspace struct {
 	id        string
-	name      string
 	regionID  string // where it was created; Airbyte's default (US) when the mint named none
 	createdAt time.Time
 
-	mu      sync.Mutex
-	sources []*source // in creation order; deleted ones linger for deleteListLag lists
+	mu        sync.Mutex
+	name      string    // changes only through store.updateWorkspace, under st.mu and mu
+	status    string    // workspaceActive or workspaceInactive
+	updatedAt time.Time // last PUT
+	sources   []*source // in creation order; deleted ones linger for deleteListLag lists
+	gone      bool      // deleted by DELETE /workspaces/{id}: nothing may be added any more
 }
+
+// Workspace statuses (the spec's WorkspaceStatus).
+const (
+	workspaceActive   = "active"
+	workspaceInactive = "inactive"
+)
+
+// workspaceMeta is a consistent copy of a workspace's mutable fields.
+type workspaceMeta struct {
+	name, status string
+	updatedAt    time.Time
+}
+
+func (ws *workspace) meta() workspaceMeta {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return workspaceMeta{name: ws.name, status: ws.status, updatedAt: ws.updatedAt}
+}
+
+// nameNow is the workspace's current name.
+func (ws *workspace) nameNow() string { return ws.meta().name }
 
 // source is a connector (Agent Engine) or a source (Embedded): the same thing in Airbyte.
 type source struct {
@@ -82,7 +107,8 @@ func (st *store) ensureWorkspace(name, regionID string, now time.Time) *workspac
 	if regionID == "" {
 		regionID = RegionUS
 	}
-	ws := &workspace{id: uuid.NewString(), name: name, regionID: strings.ToLower(regionID), createdAt: now}
+	ws := &workspace{id: uuid.NewString(), name: name, status: workspaceActive, regionID: strings.ToLower(regionID),
+		createdAt: now, updatedAt: now}
 	st.byName[name] = ws
 	st.byID[ws.id] = ws
 	return ws
@@ -90,22 +116,78 @@ func (st *store) ensureWorkspace(name, regionID string, now time.Time) *workspac
 
 func (st *store) workspaces() []*workspace {
 	st.mu.RLock()
-	defer st.mu.RUnlock()
 	out := slices.Collect(maps.Values(st.byID))
+	st.mu.RUnlock()
 	slices.SortFunc(out, func(a, b *workspace) int {
 		if c := a.createdAt.Compare(b.createdAt); c != 0 {
 			return c
 		}
-		return strings.Compare(a.name, b.name)
+		return strings.Compare(a.id, b.id)
 	})
 	return out
 }
 
-func (st *store) add(ws *workspace, src *source) {
+// errNameTaken is updateWorkspace's answer to a rename onto another workspace's name.
+var errNameTaken = errors.New("another workspace has this name")
+
+// updateWorkspace applies a PUT /workspaces/{id}: a new name (nil keeps it) and status ("" keeps
+// it). A rename takes st.mu so that the name index never disagrees with the workspace.
+func (st *store) updateWorkspace(ws *workspace, name *string, status string, now time.Time) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if name != nil && *name != ws.name {
+		if _, taken := st.byName[*name]; taken {
+			return errNameTaken
+		}
+		delete(st.byName, ws.name)
+		st.byName[*name] = ws
+		ws.name = *name
+	}
+	if status != "" {
+		ws.status = status
+	}
+	ws.updatedAt = now
+	return nil
+}
+
+// deleteWorkspace forgets ws and its connectors at once; it returns how many live connectors
+// went with it, and false when ws was already gone.
+func (st *store) deleteWorkspace(ws *workspace) (int, bool) {
+	st.mu.Lock()
+	if st.byID[ws.id] != ws {
+		st.mu.Unlock()
+		return 0, false
+	}
+	delete(st.byID, ws.id)
+	ws.mu.Lock()
+	delete(st.byName, ws.name)
+	st.mu.Unlock()
+	defer ws.mu.Unlock()
+	live := 0
+	for _, src := range ws.sources {
+		if !src.deleted {
+			live++
+			src.deleted = true
+			st.sources.Delete(src.id)
+		}
+	}
+	ws.sources = nil
+	ws.gone = true
+	return live, true
+}
+
+// add stores src in ws; it reports false when ws was deleted meanwhile.
+func (st *store) add(ws *workspace, src *source) bool {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.gone {
+		return false
+	}
 	ws.sources = append(ws.sources, src)
-	ws.mu.Unlock()
 	st.sources.Store(src.id, src)
+	return true
 }
 
 // lookup returns a live source by id.

@@ -175,6 +175,6 @@ func (s *Server) handleScopedTokenInfo(w http.ResponseWriter, r *http.Request, _
 	writeJSON(w, http.StatusOK, scopedTokenInfoResponse{
 		OrganizationID: s.cfg.OrganizationID,
 		WorkspaceID:    p.workspace.id,
-		WorkspaceName:  p.workspace.name,
+		WorkspaceName:  p.workspace.nameNow(),
 	})
 }

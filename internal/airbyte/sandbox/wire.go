@@ -130,9 +130,18 @@ type deleteAcceptedResponse struct {
 }
 
 type checkResponse struct {
-	ID           string  `json:"id"`
-	Status       string  `json:"status"`
-	ErrorMessage *string `json:"error_message"`
+	ID            string         `json:"id"`
+	Status        string         `json:"status"`
+	ErrorMessage  *string        `json:"error_message"`
+	FailureReason *failureReason `json:"failure_reason"`
+}
+
+type failureReason struct {
+	Timestamp       int64  `json:"timestamp"` // milliseconds since the epoch
+	FailureOrigin   string `json:"failure_origin"`
+	FailureType     string `json:"failure_type"`
+	ExternalMessage string `json:"external_message"`
+	Retryable       *bool  `json:"retryable"`
 }
 
 // sourceResponse is Source{Create,Get,Update}Response of the embedded API.
