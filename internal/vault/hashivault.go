@@ -44,13 +44,16 @@ type vaultBackend struct {
 	gen       uint64
 	loggingIn bool
 	attempts  uint64 // login attempts finished
-	status    Status
-	changed   chan struct{}
+	// attemptsAtDrop is attempts when the last token was dropped (revoked, expired)
+	attemptsAtDrop uint64
+	status         Status
+	changed        chan struct{}
 
 	// kick wakes run: a read found the current token revoked or expired.
 	kick chan struct{}
 
-	// kvVersion caches the mount's KV version once a 404 made the backend look: 0 unknown.
+	// kvVersion caches what a 404 made the backend find out about the mount: 0 unknown, 1 KV v1,
+	// 2 anything else (KV v2, or Vault would not say).
 	kvVersion atomic.Int32
 
 	cancel context.CancelFunc
@@ -485,10 +488,16 @@ func (v *vaultBackend) isKVv1(ctx context.Context, tok *token) bool {
 		return known == 1
 	}
 	s, err := tok.client.Logical().ReadWithContext(ctx, "sys/internal/ui/mounts/"+v.mount)
-	if err != nil || s == nil || s.Data == nil {
+	var respErr *api.ResponseError
+	switch {
+	case errors.As(err, &respErr):
+		v.kvVersion.Store(2) // Vault will not say (an old server, a policy): do not ask again
+		return false
+	case err != nil || s == nil || s.Data == nil:
 		return false
 	}
 	if typ, _ := s.Data["type"].(string); typ != "kv" {
+		v.kvVersion.Store(2)
 		return false
 	}
 	version := "1" // a kv mount without a version option is version 1

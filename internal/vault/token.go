@@ -127,6 +127,7 @@ func (v *vaultBackend) invalidate(gen uint64, reason string) {
 		return
 	}
 	v.tok = nil
+	v.attemptsAtDrop = v.attempts
 	v.setStatusLocked(StateFailing, reason)
 	v.mu.Unlock()
 	v.logger.Warn("vault refused the token: " + reason + "; logging in again")
@@ -139,18 +140,16 @@ func (v *vaultBackend) invalidate(gen uint64, reason string) {
 // awaitToken returns a token newer than generation after, waiting for a login in progress (one
 // login round trip at most); *UnavailableError when there is none.
 func (v *vaultBackend) awaitToken(ctx context.Context, ref Ref, after uint64) (*token, error) {
-	v.mu.Lock()
-	startAttempts := v.attempts
-	v.mu.Unlock()
 	for {
 		v.mu.Lock()
-		tok, loggingIn, attempts, status, changed := v.tok, v.loggingIn, v.attempts, v.status, v.changed
+		tok, loggingIn, status, changed := v.tok, v.loggingIn, v.status, v.changed
+		noAttemptSinceDrop := v.attempts == v.attemptsAtDrop
 		v.mu.Unlock()
 		if tok != nil && tok.gen > after && !tok.expired(v.clock.Now()) {
 			return tok, nil
 		}
 		// after a refused token, wait for the login that replaces it (run starts it at once)
-		waitForLogin := loggingIn || (after != 0 && attempts == startAttempts)
+		waitForLogin := loggingIn || (after != 0 && tok == nil && noAttemptSinceDrop)
 		if !waitForLogin {
 			reason := status.Reason
 			switch {
@@ -375,6 +374,7 @@ func (v *vaultBackend) dropExpired(tok *token) {
 		return
 	}
 	v.tok = nil
+	v.attemptsAtDrop = v.attempts
 	v.setStatusLocked(StateFailing, "token expired")
 	v.logger.Warn("vault token expired; logging in again")
 }
