@@ -7,8 +7,10 @@ import "time"
 // (vaulttest.Clock) so that short leases are tested without waiting for them.
 type Clock interface {
 	Now() time.Time
-	// NewTimer returns a channel that receives once d has passed, and a function that stops it.
-	NewTimer(d time.Duration) (<-chan time.Time, func() bool)
+	// TimerAt returns a channel that receives once the time is at (at once if it has passed),
+	// and a function that stops it. The time is absolute, so that a deadline does not move
+	// when the clock does between planning it and setting the timer.
+	TimerAt(at time.Time) (<-chan time.Time, func() bool)
 }
 
 // systemClock is the real time.
@@ -16,7 +18,7 @@ type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
 
-func (systemClock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
-	t := time.NewTimer(d)
+func (systemClock) TimerAt(at time.Time) (<-chan time.Time, func() bool) {
+	t := time.NewTimer(time.Until(at))
 	return t.C, t.Stop
 }

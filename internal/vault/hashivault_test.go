@@ -41,7 +41,7 @@ const (
 // error string or a log line.
 var secretValues = []string{
 	"ghp_example_not_real", "cid-example", "csecret-example", "rt-example",
-	"s.ysHw37F0R8plOudbakIae8Ng", rootToken, secretID, roleID, k8sJWT, "token-A-0001", "token-B-0002",
+	"s.ysHw37F0R8plOudbakIae8Ng", rootToken, secretID, roleID, k8sJWT, "token-A-0001", "token-B-0002", "token-C-",
 	"ghp_file_", "ghp_env_", "ghp_outside", "ghp_locked", "app-secret", "cid-file", "csecret-file", "rt-file",
 	"cid-env", "csecret-env", "rt-env",
 }

@@ -141,11 +141,14 @@ func (v *vaultBackend) invalidate(gen uint64, reason string) {
 // login round trip at most); *UnavailableError when there is none.
 func (v *vaultBackend) awaitToken(ctx context.Context, ref Ref, after uint64) (*token, error) {
 	for {
+		// the token and the time are read together: a token renewed since would otherwise look
+		// expired to a clock read after
 		v.mu.Lock()
+		now := v.clock.Now()
 		tok, loggingIn, status, changed := v.tok, v.loggingIn, v.status, v.changed
 		noAttemptSinceDrop := v.attempts == v.attemptsAtDrop
 		v.mu.Unlock()
-		if tok != nil && tok.gen > after && !tok.expired(v.clock.Now()) {
+		if tok != nil && tok.gen > after && !tok.expired(now) {
 			return tok, nil
 		}
 		// after a refused token, wait for the login that replaces it (run starts it at once)
@@ -153,7 +156,7 @@ func (v *vaultBackend) awaitToken(ctx context.Context, ref Ref, after uint64) (*
 		if !waitForLogin {
 			reason := status.Reason
 			switch {
-			case tok != nil && tok.expired(v.clock.Now()):
+			case tok != nil && tok.expired(now):
 				reason = "token expired, logging in again"
 			case reason == "":
 				reason = "not logged in yet"
@@ -342,11 +345,10 @@ func (v *vaultBackend) replace(old, next *token, state, reason string) {
 func (v *vaultBackend) wait(ctx context.Context, at time.Time) (kicked, ok bool) {
 	var timer <-chan time.Time
 	if !at.IsZero() {
-		d := at.Sub(v.clock.Now())
-		if d <= 0 {
+		if !at.After(v.clock.Now()) {
 			return false, ctx.Err() == nil
 		}
-		c, stop := v.clock.NewTimer(d)
+		c, stop := v.clock.TimerAt(at)
 		defer stop()
 		timer = c
 	}

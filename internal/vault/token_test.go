@@ -4,13 +4,26 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/provisioner-dev/provisioner/internal/secret"
 	"github.com/provisioner-dev/provisioner/internal/vault"
+	"github.com/provisioner-dev/provisioner/internal/vault/vaulttest"
 )
+
+// distinctLogins are n AppRole login responses, each issuing a token of its own (as Vault does)
+// with the given lease, renewable.
+func distinctLogins(t *testing.T, login vaulttest.Recording, n, leaseSeconds int) []vaulttest.Recording {
+	logins := make([]vaulttest.Recording, n)
+	for i := range logins {
+		logins[i] = login.WithAuth(t, fmt.Sprintf("token-C-%04d", i), leaseSeconds, true)
+	}
+	return logins
+}
 
 func (h *harness) appRoleConfig() vault.Config {
 	return vault.Config{Vault: vault.VaultConfig{Addr: h.srv.URL, Auth: vault.AuthAppRole,
@@ -26,7 +39,7 @@ func TestVaultShortLivedTokensNeverLapse(t *testing.T) {
 	h := newHarness(t)
 	h.srv.RequireToken("")
 	login := h.rec("approle_login")
-	h.srv.HandleCycle("POST", appRoleIn, login.WithAuth(t, "token-A-0001", 10, true), login.WithAuth(t, "token-B-0002", 10, true))
+	h.srv.Handle("POST", appRoleIn, distinctLogins(t, login, 40, 10)...)
 	h.srv.HandleCycle("POST", renewSelf, h.rec("token_renew_self").WithAuth(t, "", 10, true), h.rec("token_renew_self_capped"))
 	h.srv.HandleRecorded(h.rec("kv2_read_as_approle"))
 	s := h.mustStore(h.appRoleConfig())
@@ -325,4 +338,74 @@ func duplicateKey(t *testing.T, line []byte) string {
 		}
 	}
 	return ""
+}
+
+// TestVaultShortLivedTokensUnderConcurrentReads is the three-minute short-TTL run with reads in
+// flight while the store renews and logs in again. The replaying server is stricter than Vault:
+// a new login makes the previous token unknown at once, so a read can meet a token replaced
+// under it; the store must then find out (lookup-self), take the new token and read again. No
+// read fails. Each read spans at most one step of the clock (the test moves it only after a
+// read that ended since the last move), so at most one token change.
+func TestVaultShortLivedTokensUnderConcurrentReads(t *testing.T) {
+	h := newHarness(t)
+	h.srv.RequireToken("")
+	login := h.rec("approle_login")
+	h.srv.Handle("POST", appRoleIn, distinctLogins(t, login, 40, 10)...)
+	h.srv.HandleCycle("POST", renewSelf, h.rec("token_renew_self").WithAuth(t, "", 10, true), h.rec("token_renew_self_capped"))
+	h.srv.HandleRecorded(h.rec("kv2_read_as_approle"), h.rec("token_lookup_self"))
+	s := h.mustStore(h.appRoleConfig())
+
+	// the reader reports, after each read, the step of the clock at which the read started
+	var step atomic.Int64
+	readFrom := make(chan int64, 1)
+	stop := make(chan struct{})
+	failed := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			started := step.Load()
+			r, _ := vault.ParseRef("vault:customers/acme/hubspot")
+			if _, err := s.Get(t.Context(), r); err != nil {
+				h.noteErr(err)
+				failed <- err
+				return
+			}
+			select {
+			case <-readFrom:
+			default:
+			}
+			readFrom <- started
+		}
+	}()
+	defer close(stop)
+
+	start := h.clock.Now()
+	for h.clock.Now().Sub(start) < 3*time.Minute {
+		// move the clock only after a read that started since the last move has ended
+		for done := false; !done; {
+			select {
+			case started := <-readFrom:
+				done = started == step.Load()
+			case err := <-failed:
+				t.Fatalf("read at +%s: %v", h.clock.Now().Sub(start), err)
+			case <-time.After(15 * time.Second):
+				t.Fatal("no read finished")
+			}
+		}
+		h.clock.AdvanceToNextTimer(t)
+		step.Add(1)
+	}
+	h.clock.NextTimer(t)
+	select {
+	case err := <-failed:
+		t.Fatal(err)
+	default:
+	}
+	if n := h.srv.Count("POST", appRoleIn); n < 13 {
+		t.Fatalf("%d logins in three minutes", n)
+	}
 }

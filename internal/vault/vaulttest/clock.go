@@ -36,13 +36,18 @@ func (c *Clock) Now() time.Time {
 	return c.now
 }
 
-// NewTimer registers a timer firing d from now.
-func (c *Clock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
+// TimerAt registers a timer firing at at; one already due fires at once.
+func (c *Clock) TimerAt(at time.Time) (<-chan time.Time, func() bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &fakeTimer{at: c.now.Add(d), c: make(chan time.Time, 1)}
+	t := &fakeTimer{at: at, c: make(chan time.Time, 1)}
+	c.waits = append(c.waits, at.Sub(c.now))
+	if !at.After(c.now) {
+		t.stopped = true
+		t.c <- c.now
+		return t.c, func() bool { return false }
+	}
 	c.timers = append(c.timers, t)
-	c.waits = append(c.waits, d)
 	c.notifyLocked()
 	return t.c, func() bool {
 		c.mu.Lock()
@@ -60,7 +65,7 @@ func (c *Clock) notifyLocked() {
 	c.changed = make(chan struct{})
 }
 
-// Waits returns every duration a timer was asked for, in order.
+// Waits returns, for every timer set, how far ahead of the clock it was set, in order.
 func (c *Clock) Waits() []time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
