@@ -82,6 +82,7 @@ func TestWorkerWaitsOutASealedVault(t *testing.T) {
 	}()
 	base := "http://" + cfg.MetricsAddr
 
+	var served strings.Builder // everything the worker served, for the leak scan
 	waitFor(t, 30*time.Second, "/readyz to say Vault is sealed", func() bool {
 		resp, err := http.Get(base + "/readyz")
 		if err != nil {
@@ -90,6 +91,7 @@ func TestWorkerWaitsOutASealedVault(t *testing.T) {
 		defer resp.Body.Close()
 		body := new(strings.Builder)
 		_, _ = bufio.NewReader(resp.Body).WriteTo(body)
+		served.WriteString(body.String())
 		return resp.StatusCode == http.StatusServiceUnavailable &&
 			strings.Contains(body.String(), "vault: Vault is sealed") &&
 			strings.Contains(body.String(), "airbyte_client_secret: waiting for the secret store")
@@ -123,18 +125,24 @@ func TestWorkerWaitsOutASealedVault(t *testing.T) {
 	}
 
 	e.publish("credentials.submitted", credentialsRequest("req-v", "acme", "github", "vault:acme/github"))
-	if r := e.byRequest(e.results(1, 30*time.Second))["req-v"]; r.Message != contract.MessageSourceCreated {
+	r := e.byRequest(e.results(1, 30*time.Second))["req-v"]
+	if r.Message != contract.MessageSourceCreated {
 		t.Fatalf("result %+v", r)
 	}
+	_, metricsText := get(t, base+"/metrics")
+	served.WriteString(metricsText)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 
 	logs := e.logs.String()
+	result, _ := json.Marshal(r)
 	for _, s := range []string{vaultRoleID, vaultSecretID, "s.ysHw37F0R8plOudbakIae8Ng", sandbox.DefaultClientSecret, "ghp_example_not_real"} {
-		if strings.Contains(logs, s) {
-			t.Errorf("%q reached the logs", s)
+		for what, text := range map[string]string{"logs": logs, "/readyz or /metrics": served.String(), "the result": string(result)} {
+			if strings.Contains(text, s) {
+				t.Errorf("%q reached %s", s, what)
+			}
 		}
 	}
 	sc := bufio.NewScanner(strings.NewReader(logs))

@@ -296,6 +296,11 @@ func (rv *realVault) setup(t, parent *testing.T, rootTok string) {
 	cleanupParent("delete policy "+rv.policy, func() error { return admin.Sys().DeletePolicyWithContext(bg, rv.policy) })
 	must(admin.Sys().EnableAuthWithOptionsWithContext(ctx, rv.appRoleMount, &api.EnableAuthOptions{Type: "approle"}))
 	cleanupParent("disable auth "+rv.appRoleMount, func() error { return admin.Sys().DisableAuthWithContext(bg, rv.appRoleMount) })
+	// runs before the auth mount goes (cleanups run last first): revoke what the stores' logins got
+	cleanupParent("revoke the AppRole logins' tokens", func() error {
+		_, err := admin.Logical().WriteWithContext(bg, "sys/leases/revoke-prefix/auth/"+rv.appRoleMount+"/login", nil)
+		return err
+	})
 	must(admin.Sys().EnableAuthWithOptionsWithContext(ctx, rv.k8sMount, &api.EnableAuthOptions{Type: "kubernetes"}))
 	cleanupParent("disable auth "+rv.k8sMount, func() error { return admin.Sys().DisableAuthWithContext(bg, rv.k8sMount) })
 
