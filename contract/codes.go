@@ -21,6 +21,7 @@ const (
 	CodeAirbyteNotFound          Code = "airbyte_not_found"          // Airbyte answered 404
 	CodeAirbyteUnavailable       Code = "airbyte_unavailable"        // 429/5xx/transport failures outlasted every retry
 	CodeLeaseUnavailable         Code = "lease_unavailable"          // another worker held the identity for every delivery
+	CodeNATSUnavailable          Code = "nats_unavailable"           // JetStream or the ledger was unreachable (leader election, restart) for every delivery
 	CodeInternal                 Code = "internal_error"             // a bug or an unexpected state; see the logs
 )
 
@@ -29,5 +30,5 @@ var Codes = []Code{
 	CodeInvalidJSON, CodeSchemaViolation, CodeUnsupportedSubject, CodeInvalidSecretRef,
 	CodeForbiddenSecretRef, CodeSecretNotFound, CodeSecretPermissionDenied, CodeSecretBackendUnavailable,
 	CodeInvalidCredentials, CodeAirbyteBadRequest, CodeAirbyteUnauthorized, CodeAirbyteForbidden,
-	CodeAirbyteNotFound, CodeAirbyteUnavailable, CodeLeaseUnavailable, CodeInternal,
+	CodeAirbyteNotFound, CodeAirbyteUnavailable, CodeLeaseUnavailable, CodeNATSUnavailable, CodeInternal,
 }

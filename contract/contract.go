@@ -14,6 +14,26 @@ const (
 	KindUnknown              Kind = "unknown"
 )
 
+// Kinds lists every request kind an app can publish, each with its request type (NewRequest).
+var Kinds = []Kind{KindCustomerOnboarded, KindCredentialsSubmitted}
+
+// Request is a typed request: every request type of the contract implements it.
+type Request interface {
+	// Kind is the request's kind, which names its subject and schema.
+	Kind() Kind
+}
+
+// NewRequest returns an empty request of kind k, to decode a body into, or false for an unknown kind.
+func NewRequest(k Kind) (Request, bool) {
+	switch k {
+	case KindCredentialsSubmitted:
+		return new(CredentialsSubmitted), true
+	case KindCustomerOnboarded:
+		return new(CustomerOnboarded), true
+	}
+	return nil, false
+}
+
 // SubjectSuffix is the part of the subject after "<prefix>.requests.".
 func (k Kind) SubjectSuffix() string {
 	switch k {

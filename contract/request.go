@@ -19,6 +19,9 @@ type CredentialsSubmitted struct {
 	OccurredAt        *time.Time      `json:"occurred_at,omitempty"`
 }
 
+// Kind is KindCredentialsSubmitted.
+func (CredentialsSubmitted) Kind() Kind { return KindCredentialsSubmitted }
+
 // ConnectorKind is the identity's kind part: "type:github", "definition:<uuid>" or "template:<uuid>".
 // Connector types match case-insensitively at Airbyte, so they are lower-cased here.
 func (r *CredentialsSubmitted) ConnectorKind() string {
@@ -54,6 +57,9 @@ type CustomerOnboarded struct {
 	RegionID      string     `json:"region_id,omitempty"`
 	OccurredAt    *time.Time `json:"occurred_at,omitempty"`
 }
+
+// Kind is KindCustomerOnboarded.
+func (CustomerOnboarded) Kind() Kind { return KindCustomerOnboarded }
 
 // lower lower-cases ASCII only: connector kinds are ASCII, and a locale must not change an identity.
 func lower(s string) string {

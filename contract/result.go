@@ -22,7 +22,7 @@ type Result struct {
 	WorkspaceName string          `json:"workspace_name,omitempty"`
 	WorkspaceID   string          `json:"workspace_id,omitempty"`
 	Attempts      int             `json:"attempts"`
-	ProducedAt    time.Time       `json:"produced_at"`
+	ProducedAt    time.Time       `json:"produced_at,omitzero"` // always set by the worker
 }
 
 // ErrorBody is the error of a failed request.

@@ -13,3 +13,16 @@ chaos: build ## chaos soak: 10,000 requests, 15% resends, 3 workers, SIGKILLs, a
 
 chaos-short: build ## the CI-sized chaos soak: about 1,000 requests in under two minutes
 	$(CHAOS_RUN) -requests 1000 -rate 40 -kills 5 -nats-restarts 1 -timeout 90s $(CHAOS_FLAGS)
+
+# The cluster soak (issue 12): the same soak on a 3-node cluster of nats-server processes (built
+# from the module cache at the version go.mod pins) with R3 streams and ledger, SIGKILLs and
+# restarts of the nodes leading the requests stream, the consumer, the ledger and the results
+# stream, and worker SIGKILLs. Its summary adds leader_kills, max_stall_s and cold_start_s.
+
+.PHONY: chaos-cluster chaos-cluster-short
+
+chaos-cluster: build ## cluster chaos soak: 3 nats-server processes, R3, 8 leader kills, 6 worker kills
+	$(CHAOS_RUN) -cluster 3 -nats-restarts 0 -requests 5000 -rate 100 -kills 6 -leader-kills 8 -timeout 15m $(CHAOS_FLAGS)
+
+chaos-cluster-short: build ## the CI-sized cluster soak: 4 leader kills and 3 worker kills in a few minutes
+	$(CHAOS_RUN) -cluster 3 -nats-restarts 0 -requests 1000 -rate 20 -kills 3 -leader-kills 4 -timeout 4m $(CHAOS_FLAGS)

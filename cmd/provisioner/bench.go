@@ -10,10 +10,15 @@ import (
 	"github.com/provisioner-dev/provisioner/internal/bench"
 )
 
+var benchHelp = help{
+	usage: []string{"provisioner bench [flags]"},
+	about: "Measure provisioning throughput and latency against the floor (see docs/bench.md).",
+}
+
 // runBench is `provisioner bench`: see internal/bench and docs/bench.md.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("provisioner bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	benchHelp.install(fs, stderr)
 	var cfg bench.Config
 	fs.IntVar(&cfg.Requests, "requests", 10000, "credentials-submitted requests to publish, each for a connector of its own")
 	fs.IntVar(&cfg.Workspaces, "workspaces", 1000, "workspaces the requests are spread over")
@@ -25,6 +30,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	procs := fs.Bool("procs", false, "run each replica as a `provisioner run` process (honest CPU and RSS per replica)")
 	fs.StringVar(&cfg.Binary, "bin", "", "provisioner binary for --procs (default: this executable)")
 	fs.BoolVar(&cfg.SkipFloor, "no-floor", false, "skip the floor measurement")
+	fs.BoolVar(&cfg.SkipAwait, "no-await", false, "skip the measurement of the app's await path (package client)")
 	fs.StringVar(&cfg.Dir, "dir", "", "directory for NATS data and secrets (default: a temporary directory, removed afterwards)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "bound on each phase's wait for its results (0 = 10m)")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write this process's CPU profile of the product phase to `file`")

@@ -107,6 +107,31 @@ func TestPublishResultsAndDLQCommands(t *testing.T) {
 			t.Fatalf("%d requests queued after replay", info.State.Msgs)
 		}
 	})
+	t.Run("dlq purge", func(t *testing.T) {
+		var seqs []uint64
+		for _, id := range []string{"cli-4", "cli-5", "cli-6"} {
+			m := &nats.Msg{Subject: "provisioner.dlq.credentials.submitted", Data: []byte(`{"id":"` + id + `"}`), Header: nats.Header{}}
+			m.Header.Set(consumer.HeaderDLQRequestID, id)
+			ack, err := js.PublishMsg(ctx, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seqs = append(seqs, ack.Sequence)
+		}
+		code, out, errOut := cmd("dlq", "purge", "--id", jsonNumber(seqs[0]))
+		if code != exitOK || !strings.Contains(out, "purged dead letter") {
+			t.Fatalf("purge --id: exit %d: %s %s", code, out, errOut)
+		}
+		if _, out, _ = cmd("dlq", "list"); strings.Contains(out, "cli-4") || !strings.Contains(out, "2 dead letter(s)") {
+			t.Fatalf("after purge --id: %s", out)
+		}
+		if code, out, errOut = cmd("dlq", "purge"); code != exitOK || !strings.Contains(out, "purged 2 dead letter(s)") {
+			t.Fatalf("purge: exit %d: %s %s", code, out, errOut)
+		}
+		if _, out, _ = cmd("dlq", "list"); !strings.Contains(out, "0 dead letter(s)") {
+			t.Fatalf("after purge: %s", out)
+		}
+	})
 }
 
 func waitLine(t *testing.T, b *lockedBuffer) {

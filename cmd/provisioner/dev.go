@@ -6,8 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,7 +31,7 @@ var demoSecrets = map[string]map[string]string{
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("provisioner dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	devHelp.install(fs, stderr)
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS listen address (port 0 = any free port)")
 	sandboxListen := fs.String("sandbox-listen", "127.0.0.1:8081", "Airbyte sandbox listen address")
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9090", "metrics and health address")
@@ -43,6 +46,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected arguments %q", fs.Args())
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usagef("--log-level: must be debug, info, warn or error, got %q", *logLevel)
 	}
 	logger := newLogger(stderr, "auto", *logLevel)
 
@@ -67,12 +74,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 
-	sb := sandbox.New(sandbox.Config{Logger: logger.With("component", "sandbox")})
+	sb := sandbox.New(sandbox.Config{StrictAuth: true, Logger: logger.With("component", "sandbox")})
 	sbCtx, stopSandbox := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSandbox()
 	sandboxURL, sandboxDone, err := sb.Serve(sbCtx, *sandboxListen)
 	if err != nil {
-		return fmt.Errorf("sandbox: %w", err)
+		return err // "sandbox listen: ..." names itself
 	}
 
 	cfg := config.Default()
@@ -108,7 +115,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if ep.MetricsAddr != "" {
 		fmt.Fprintf(stdout, "  metrics   http://%s/metrics  (health /healthz, /readyz)\n", ep.MetricsAddr)
 	}
-	fmt.Fprintf(stdout, "publish more with: provisioner publish credentials --nats-url %s --workspace acme --connector-type github --credentials-ref file:customers/acme/github.json\n", ep.NATSURL)
+	fmt.Fprintf(stdout, "publish more with: %s publish credentials --nats-url %s --workspace acme --connector-type github --credentials-ref file:customers/acme/github.json\n",
+		selfCommand(os.Executable, exec.LookPath), ep.NATSURL)
 	fmt.Fprintf(stdout, "results as they arrive (Ctrl-C drains and exits):\n")
 
 	nc, err := nats.Connect(ep.NATSURL, nats.Name("provisioner-dev-cli"))
@@ -165,6 +173,37 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintln(stdout, "drained; bye")
 	}
 	return err
+}
+
+var devHelp = help{
+	usage: []string{"provisioner dev [flags]"},
+	about: "Run everything in one process: an embedded NATS server, the Airbyte sandbox, seeded file secrets\n" +
+		"(policy customers/{workspace_name}/), the worker and its metrics. Publishes a demo batch, prints every\n" +
+		"result once as it arrives, and drains on Ctrl-C. Worker log lines of each verdict are at --log-level debug.",
+}
+
+// selfCommand is how a person runs this program again from a shell: its name when that is what PATH
+// finds, "go run ./cmd/provisioner" when it was built by go run (a temporary binary nobody can
+// name), else its absolute path.
+func selfCommand(executable func() (string, error), lookPath func(string) (string, error)) string {
+	const goRun = "go run ./cmd/provisioner"
+	exe, err := executable()
+	if err != nil {
+		return goRun
+	}
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
+	}
+	if strings.Contains(filepath.ToSlash(exe), "/go-build") {
+		return goRun
+	}
+	name := filepath.Base(exe)
+	if found, err := lookPath(name); err == nil {
+		if resolved, err := filepath.EvalSymlinks(found); err == nil && resolved == exe {
+			return name
+		}
+	}
+	return exe
 }
 
 // publishDemo publishes the demo batch: a customer onboarded, credentials for two connector types,

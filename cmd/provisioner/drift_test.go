@@ -16,7 +16,7 @@ func TestRunRefusesDriftWithExit2(t *testing.T) {
 	srv := natsembedtest.Start(t)
 	_, js := srv.Connect(t)
 	base := []string{"run", "--nats-url", srv.URL, "--metrics-addr", "", "--airbyte-url", "http://127.0.0.1:1",
-		"--airbyte-client-id", "id", "--airbyte-client-secret", "secret", "--secrets-dir", t.TempDir()}
+		"--airbyte-client-id", "id", "--airbyte-client-secret", "secret", "--secrets-dir", t.TempDir(), "--secret-path-policy", "none"}
 	for _, tc := range []struct {
 		name  string
 		setup bool // streams and consumer made first with the defaults

@@ -1,7 +1,7 @@
 // Command provisioner provisions Airbyte connectors for a SaaS app's customers, driven by events on
 // NATS JetStream. See README.md.
 //
-// Subcommands: run | dev | sandbox | publish | results | dlq | bench | version. main only wires.
+// Subcommands: run | dev | sandbox | publish | results | dlq | doctor | bench | version. main only wires.
 package main
 
 import (
@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+
+	"github.com/provisioner-dev/provisioner/client"
 )
 
 // Set at build time: -ldflags "-X main.version=... -X main.commit=...".
@@ -29,6 +31,8 @@ const (
 	exitOK     = 0
 	exitFailed = 1
 	exitUsage  = 2
+	// exitTimeout: publish --wait or results --id saw no verdict in time.
+	exitTimeout = 3
 )
 
 // usageError is a configuration or usage mistake: exit code 2.
@@ -52,6 +56,7 @@ func commands() []command {
 		{"publish", "publish a request", runPublish},
 		{"results", "follow the results stream", runResults},
 		{"dlq", "list or replay dead letters", runDLQ},
+		{"doctor", "check a configuration against NATS, the secret backends and Airbyte", runDoctor},
 		{"bench", "measure provisioning throughput and latency against the floor", runBench},
 		{"version", "print version, commit and Go version", runVersion},
 	}
@@ -71,6 +76,9 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		return exitOK
 	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = []string{"version"}
+	}
 	for _, c := range commands() {
 		if c.name != args[0] {
 			continue
@@ -83,6 +91,9 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		case errors.As(err, &ue):
 			fmt.Fprintf(stderr, "provisioner %s: %v\n", c.name, err)
 			return exitUsage
+		case errors.Is(err, client.ErrTimeout):
+			fmt.Fprintf(stderr, "provisioner %s: %v\n", c.name, err)
+			return exitTimeout
 		default:
 			fmt.Fprintf(stderr, "provisioner %s: %v\n", c.name, err)
 			return exitFailed
@@ -98,7 +109,7 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nrun 'provisioner <command> -h' for a command's flags; every flag of run is also an env var PROVISIONER_<FLAG>.")
+	fmt.Fprintln(w, "\nrun 'provisioner <command> -h' for a command's flags; 'provisioner --version' prints the version.")
 }
 
 func runVersion(_ context.Context, args []string, stdout, _ io.Writer) error {

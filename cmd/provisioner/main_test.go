@@ -87,7 +87,12 @@ func TestExitCodes(t *testing.T) {
 		{"no command", nil, nil, exitUsage, "usage: provisioner"},
 		{"unknown command", []string{"frobnicate"}, nil, exitUsage, "unknown command"},
 		{"version", []string{"version"}, nil, exitOK, ""},
+		{"--version", []string{"--version"}, nil, exitOK, ""},
 		{"run without client id", []string{"run", "--nats-url", "nats://127.0.0.1:1"}, nil, exitUsage, "--airbyte-client-id (PROVISIONER_AIRBYTE_CLIENT_ID): required"},
+		{"run without a path policy", []string{"run", "--airbyte-client-id", "x", "--airbyte-client-secret", "y", "--nats-url", "nats://127.0.0.1:1"}, nil, exitUsage,
+			"--secret-path-policy (PROVISIONER_SECRET_PATH_POLICY): required: give the path every secret reference of a workspace must fall under, e.g. --secret-path-policy='customers/{workspace_name}/'"},
+		{"publish refuses a workspace name no secret path can hold", []string{"publish", "onboarded", "--workspace", "Acme Corp"}, nil, exitUsage,
+			`workspace name "Acme Corp" contains a space at position 5`},
 		{"bad env value", []string{"run"}, map[string]string{"PROVISIONER_CONCURRENCY": "many"}, exitUsage, "PROVISIONER_CONCURRENCY"},
 		{"bad url", []string{"run", "--airbyte-client-id", "x", "--airbyte-client-secret", "y", "--nats-url", "http://x"}, nil, exitUsage, "--nats-url"},
 		{"unknown flag", []string{"run", "--no-such-flag"}, nil, exitUsage, "no-such-flag"},
@@ -112,12 +117,16 @@ func TestExitCodes(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	var stdout, stderr lockedBuffer
-	if code := dispatch(context.Background(), []string{"version"}, &stdout, &stderr); code != exitOK {
-		t.Fatal(code)
-	}
-	if !regexp.MustCompile(`^provisioner \S+ \(commit \S+, go1\.\d+`).MatchString(stdout.String()) {
-		t.Fatalf("version output %q", stdout.String())
+	for _, arg := range []string{"version", "--version", "-version"} {
+		t.Run(arg, func(t *testing.T) {
+			var stdout, stderr lockedBuffer
+			if code := dispatch(context.Background(), []string{arg}, &stdout, &stderr); code != exitOK {
+				t.Fatal(code)
+			}
+			if !regexp.MustCompile(`^provisioner \S+ \(commit \S+, go1\.\d+`).MatchString(stdout.String()) {
+				t.Fatalf("version output %q", stdout.String())
+			}
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,19 +14,28 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/provisioner-dev/provisioner/client"
 	"github.com/provisioner-dev/provisioner/contract"
+	"github.com/provisioner-dev/provisioner/internal/config"
 	"github.com/provisioner-dev/provisioner/internal/event"
+	"github.com/provisioner-dev/provisioner/internal/vault"
 )
+
+var publishHelp = help{
+	usage: []string{
+		"provisioner publish credentials|onboarded [flags]",
+		"provisioner publish --kind credentials|onboarded --file REQUEST.json [flags]",
+	},
+	about: "Publish a request, validated first against its schema and the workspace-name rule of --secret-path-policy.\n" +
+		"A request is at most 64 KiB. Nats-Msg-Id is the request id: a second publish within the duplicate window is dropped.",
+	env: true,
+}
 
 func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cf clientFlags
 	fs := flag.NewFlagSet("provisioner publish", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: provisioner publish credentials|onboarded [flags]   or   provisioner publish --file REQUEST.json --kind credentials|onboarded")
-		fs.PrintDefaults()
-	}
-	cf.register(fs)
+	publishHelp.install(fs, stderr)
+	cf.register(fs, requestsStreamFlag, resultsStreamFlag)
 	file := fs.String("file", "", "read the request from this JSON file (- for stdin)")
 	kindFlag := fs.String("kind", "", "request kind with --file: credentials (credentials.submitted) or onboarded (customer.onboarded)")
 	id := fs.String("id", "", "request id (default: a new UUID)")
@@ -38,6 +48,10 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	replication := fs.String("replication-config", "", "non-secret connector settings as a JSON object")
 	region := fs.String("region-id", "", "region of a new workspace (onboarded)")
 	noValidate := fs.Bool("no-validate", false, "publish even if the request breaks the schema (to test the worker's error path)")
+	policy := fs.String("secret-path-policy", "", "the worker's --secret-path-policy: workspace names are checked against its rule (default: the rule of any policy with {workspace_name}; none = no check)")
+	wait := fs.Bool("wait", false, "wait for the request's verdict and print it; exit 0 on success, 1 on an error verdict, 3 on timeout")
+	timeout := fs.Duration("timeout", time.Minute, "with --wait: how long to wait for the verdict (0 = no limit)")
+	asJSON := fs.Bool("json", false, "with --wait: print the verdict as one JSON line")
 
 	// the kind may come first: publish credentials --workspace ...
 	kind := ""
@@ -49,6 +63,10 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *kindFlag != "" {
 		kind = *kindFlag
+	}
+	checkName, err := nameRule(*policy)
+	if err != nil {
+		return err
 	}
 	var k contract.Kind
 	switch kind {
@@ -94,8 +112,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		body, _ = json.Marshal(req)
 	}
-	reqID := ""
-	if !*noValidate {
+	if !*noValidate { // before connecting: a bad request is a usage error wherever NATS is
 		dec, err := event.NewDecoder()
 		if err != nil {
 			return err
@@ -104,28 +121,102 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return usagef("request is invalid: %v", err)
 		}
-		reqID = r.ID()
+		if checkName != nil {
+			if err := checkName(r.WorkspaceName()); err != nil {
+				return usagef("request is invalid: %v", err)
+			}
+		}
 	}
-
-	nc, js, err := cf.connect(stderr)
+	nc, _, err := cf.connect(stderr)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	msg := &nats.Msg{Subject: cf.topology().RequestSubject(k.SubjectSuffix()), Data: body, Header: nats.Header{}}
-	if reqID != "" {
-		// a second publish of the same request within the duplicate window is dropped by JetStream
-		msg.Header.Set(jetstream.MsgIDHeader, reqID)
+	c, err := cf.client(nc)
+	if err != nil {
+		return err
 	}
-	msg.Header.Set("content-type", "application/json")
-	ack, err := js.PublishMsg(ctx, msg)
+	var sub *client.Submission
+	if *noValidate {
+		sub, err = publishUnvalidated(ctx, nc, cf.topology().RequestSubject(k.SubjectSuffix()), body)
+	} else {
+		sub, err = c.SubmitJSON(ctx, k, body)
+	}
+	var invalid *client.InvalidRequestError
+	if errors.As(err, &invalid) {
+		return usagef("request is invalid: %v", invalid.Err)
+	}
 	if err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
 	dup := ""
-	if ack.Duplicate {
+	if sub.Duplicate {
 		dup = " (duplicate: already published)"
 	}
-	fmt.Fprintf(stdout, "published request %s to %s (stream %s, seq %d)%s\n", reqID, msg.Subject, ack.Stream, ack.Sequence, dup)
-	return nil
+	fmt.Fprintf(stdout, "published request %s to %s (stream %s, seq %d)%s\n", sub.RequestID, sub.Subject, sub.Stream, sub.Sequence, dup)
+	if !*wait {
+		return nil
+	}
+	if sub.RequestID == "" {
+		return usagef("--wait: the request has no readable id")
+	}
+	return awaitVerdict(ctx, c, sub.RequestID, *timeout, *asJSON, stdout)
+}
+
+// publishUnvalidated publishes body as it is, with Nats-Msg-Id = its id if it has a readable one.
+func publishUnvalidated(ctx context.Context, nc *nats.Conn, subject string, body []byte) (*client.Submission, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
+	id, _ := event.PeekID(body)
+	if id != "" {
+		msg.Header.Set(jetstream.MsgIDHeader, id)
+	}
+	msg.Header.Set("content-type", "application/json")
+	ack, err := js.PublishMsg(ctx, msg)
+	if err != nil {
+		return nil, err
+	}
+	return &client.Submission{RequestID: id, Subject: subject, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// awaitVerdict prints a request's verdict and returns nil for a success, a *client.ResultError for
+// an error verdict (exit 1) and an error matching client.ErrTimeout when none came in time (exit 3).
+func awaitVerdict(ctx context.Context, c *client.Client, requestID string, timeout time.Duration, asJSON bool, stdout io.Writer) error {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	res, err := c.Await(ctx, requestID)
+	if res != nil {
+		data, merr := json.Marshal(res)
+		if merr != nil {
+			return merr
+		}
+		printResult(stdout, data, asJSON)
+	}
+	return err
+}
+
+// nameRule is the worker's workspace-name rule (the function onboarding uses), or nil when the
+// policy does not put workspace names into paths. Without a policy it assumes one that does, the
+// usual case, since run requires a policy.
+func nameRule(policy string) (func(string) error, error) {
+	switch policy {
+	case "":
+	case config.NoSecretPathPolicy:
+		return nil, nil
+	default:
+		p, err := vault.NewPolicy(policy)
+		if err != nil {
+			return nil, usagef("--secret-path-policy: %v", err)
+		}
+		if !p.UsesWorkspaceName() {
+			return nil, nil
+		}
+	}
+	return vault.CheckWorkspaceName, nil
 }

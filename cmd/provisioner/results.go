@@ -11,21 +11,39 @@ import (
 	"github.com/provisioner-dev/provisioner/contract"
 )
 
+var resultsHelp = help{
+	usage: []string{"provisioner results [--json] [--all] [flags]", "provisioner results --id REQUEST_ID [--timeout 1m] [--json] [flags]"},
+	about: "Follow the results stream and print each verdict once as it arrives (Ctrl-C stops), or print one\nrequest's verdict, waiting for it if needed.",
+	env:   true,
+}
+
 func runResults(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cf clientFlags
 	fs := flag.NewFlagSet("provisioner results", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cf.register(fs)
+	resultsHelp.install(fs, stderr)
+	cf.register(fs, resultsStreamFlag)
 	asJSON := fs.Bool("json", false, "print each result as one JSON line")
 	all := fs.Bool("all", false, "start from the oldest stored result instead of new ones")
+	id := fs.String("id", "", "print this request's verdict (waiting for it if needed) and exit: 0 success, 1 error verdict, 3 timeout")
+	timeout := fs.Duration("timeout", time.Minute, "with --id: how long to wait for the verdict (0 = no limit)")
 	if err := cf.parse(fs, args); err != nil {
 		return err
+	}
+	if *id != "" && *all {
+		return usagef("--id and --all do not go together")
 	}
 	nc, js, err := cf.connect(stderr)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	if *id != "" {
+		c, err := cf.client(nc)
+		if err != nil {
+			return err
+		}
+		return awaitVerdict(ctx, c, *id, *timeout, *asJSON, stdout)
+	}
 	return followResults(ctx, js, cf.topology(), *all, *asJSON, stdout)
 }
 

@@ -15,10 +15,10 @@ import (
 
 // loadConfig reads flags and env into a validated Config; every mistake is a usage error (exit 2)
 // reported before any connection is attempted.
-func loadConfig(name string, args []string, stderr io.Writer, base config.Config) (config.Config, error) {
+func loadConfig(h help, name string, args []string, stderr io.Writer, base config.Config) (config.Config, error) {
 	cfg := base
 	fs := cfg.FlagSet("provisioner " + name)
-	fs.SetOutput(stderr)
+	h.install(fs, stderr)
 	if err := cfg.Parse(fs, args, nil); err != nil {
 		if err == flag.ErrHelp {
 			return cfg, err
@@ -38,8 +38,16 @@ func buildInfo() metrics.BuildInfo {
 	return metrics.BuildInfo{Version: version, Commit: commit, GoVersion: runtime.Version()}
 }
 
+var runHelp = help{
+	usage: []string{"provisioner run [flags]"},
+	about: "Run the production worker: consume requests, provision Airbyte connectors, publish results.\n" +
+		"Without --nats-url it starts an embedded NATS server. --airbyte-client-id, an Airbyte client secret,\n" +
+		"a secret backend and --secret-path-policy are required.",
+	env: true,
+}
+
 func runWorker(ctx context.Context, args []string, _, stderr io.Writer) error {
-	cfg, err := loadConfig("run", args, stderr, config.Default())
+	cfg, err := loadConfig(runHelp, "run", args, stderr, config.Default())
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,13 @@
 // secret.Fields and are revealed only when written to the wire; they never reach a log line, an
 // error string or a metric.
 //
+// Tokens: connector operations carry the application token and name the workspace by
+// workspace_name, as the spec documents and Airbyte's official clients do (Config.ConnectorToken
+// "scoped" keeps the seed docs' style of the workspace's scoped token). The scoped-token mint is
+// still how a workspace comes to exist: Workspace/EnsureWorkspace, and CreateConnector before
+// the first create in a workspace. A scoped token's workspace is the one its
+// io.airbyte.auth.workspace_scope claim names; act.sub is not relied on.
+//
 // Retries: 429 (honouring Retry-After, capped), 502, 503, 504, transport errors and per-attempt
 // timeouts are retried with exponential backoff and jitter, bounded by the caller's context.
 // 400, 403, 404, 422 and 500 are returned at once. A 401 forces one token refresh and one replay.
@@ -41,6 +48,9 @@ type Config struct {
 	ClientID       string       // the application's client id
 	ClientSecret   secret.Value // the application's client secret
 	OrganizationID string       // sent as X-Organization-Id when set
+	// ConnectorToken is the bearer token of the connector operations (/integrations/connectors*):
+	// ConnectorTokenApplication (the default) or ConnectorTokenScoped.
+	ConnectorToken string
 	Timeout        time.Duration
 	UserAgent      string // default "provisioner/<module version>"
 	// MaxConns sizes the keep-alive pool per host (MaxIdleConnsPerHost and MaxConnsPerHost); size
@@ -67,6 +77,18 @@ type Observer interface {
 	TokenMinted(kind string)
 	TokenCacheHit(kind string)
 }
+
+// Connector token styles (Config.ConnectorToken).
+const (
+	// ConnectorTokenApplication sends the application token, with the workspace named by
+	// workspace_name: what the spec documents for every /integrations/connectors* operation and
+	// what Airbyte's official CLI and SDK send. A scoped-token mint still ensures a workspace
+	// exists before the first create in it (the mint creates a missing workspace; a create
+	// alone may answer 404).
+	ConnectorTokenApplication = "application"
+	// ConnectorTokenScoped sends the workspace's scoped token, as the seed docs' examples do.
+	ConnectorTokenScoped = "scoped"
+)
 
 // Token kinds reported to the Observer.
 const (
@@ -100,6 +122,7 @@ type Client struct {
 	log           *slog.Logger
 	now           func() time.Time
 	tokens        *tokenCache
+	connectorAuth authKind // authOperator or authScoped, from Config.ConnectorToken
 }
 
 // New returns a Client for cfg.
@@ -116,6 +139,14 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.ClientID == "" || cfg.ClientSecret.IsZero() {
 		return nil, errors.New("airbyte: client id and client secret are required")
+	}
+	connectorAuth := authOperator
+	switch cfg.ConnectorToken {
+	case "", ConnectorTokenApplication:
+	case ConnectorTokenScoped:
+		connectorAuth = authScoped
+	default:
+		return nil, fmt.Errorf("airbyte: connector token %q: want %s or %s", cfg.ConnectorToken, ConnectorTokenApplication, ConnectorTokenScoped)
 	}
 	if cfg.MaxConns < 0 || cfg.RateLimit < 0 || cfg.RateBurst < 0 || cfg.Timeout < 0 ||
 		cfg.RefreshMargin < 0 || cfg.MaxRetryAfter < 0 {
@@ -135,6 +166,7 @@ func New(cfg Config) (*Client, error) {
 		log:           cfg.Logger,
 		now:           cfg.Clock,
 		tokens:        newTokenCache(),
+		connectorAuth: connectorAuth,
 	}
 	if c.newBackoff == nil {
 		c.newBackoff = defaultBackoff

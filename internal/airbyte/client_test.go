@@ -343,32 +343,47 @@ func TestUnauthorizedRefreshesOnceAndReplaysOnce(t *testing.T) {
 		{"recovers", []airbytetest.Response{{Status: 401, Body: `{"message":"expired"}`}, {Body: `{"data":[]}`}}, false, 2},
 		{"persistent", []airbytetest.Response{{Status: 401, Body: `{"message":"invalid token"}`}}, true, 2},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			srv, c, _ := scripted(t, nil)
-			exp := time.Now().Add(20 * time.Minute)
-			srv.On("POST", scopedP, scopedTokenResponse(t, "acme", exp), scopedTokenResponse(t, "acme", exp.Add(time.Second)))
-			srv.On("GET", connectorsP, tt.script...)
-			_, err := c.ListConnectors(testCtx(t), airbyte.ListConnectorsParams{WorkspaceName: "acme"})
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v", err)
-			}
-			var apiErr *airbyte.APIError
-			if tt.wantErr && (!errors.As(err, &apiErr) || apiErr.StatusCode != 401 || apiErr.Retryable()) {
-				t.Fatalf("want a permanent 401, got %v", err)
-			}
-			reqs := srv.Requests("GET", connectorsP)
-			if len(reqs) != tt.wantCalls {
-				t.Fatalf("calls = %d, want %d", len(reqs), tt.wantCalls)
-			}
-			if reqs[0].Header.Get("Authorization") == reqs[1].Header.Get("Authorization") {
-				t.Fatal("the replay must carry a freshly minted token")
-			}
-			if n := len(srv.Requests("POST", scopedP)); n != 2 {
-				t.Fatalf("scoped mints = %d, want 2", n)
-			}
-		})
+	// Either connector token style: the token the call carried is the one refreshed.
+	styles := []struct {
+		style, mintPath string
+	}{
+		{airbyte.ConnectorTokenApplication, tokenP},
+		{airbyte.ConnectorTokenScoped, scopedP},
 	}
+	for _, st := range styles {
+		for _, tt := range tests {
+			t.Run(st.style+" "+tt.name, func(t *testing.T) {
+				srv, c, _ := scripted(t, func(cfg *airbyte.Config) { cfg.ConnectorToken = st.style })
+				exp := time.Now().Add(20 * time.Minute)
+				srv.On("POST", scopedP, scopedTokenResponse(t, "acme", exp), scopedTokenResponse(t, "acme", exp.Add(time.Second)))
+				srv.On("POST", tokenP, applicationTokenResponse(t, exp), applicationTokenResponse(t, exp.Add(time.Second)))
+				srv.On("GET", connectorsP, tt.script...)
+				_, err := c.ListConnectors(testCtx(t), airbyte.ListConnectorsParams{WorkspaceName: "acme"})
+				if (err != nil) != tt.wantErr {
+					t.Fatalf("err = %v", err)
+				}
+				var apiErr *airbyte.APIError
+				if tt.wantErr && (!errors.As(err, &apiErr) || apiErr.StatusCode != 401 || apiErr.Retryable()) {
+					t.Fatalf("want a permanent 401, got %v", err)
+				}
+				reqs := srv.Requests("GET", connectorsP)
+				if len(reqs) != tt.wantCalls {
+					t.Fatalf("calls = %d, want %d", len(reqs), tt.wantCalls)
+				}
+				if reqs[0].Header.Get("Authorization") == reqs[1].Header.Get("Authorization") {
+					t.Fatal("the replay must carry a freshly minted token")
+				}
+				if n := len(srv.Requests("POST", st.mintPath)); n != 2 {
+					t.Fatalf("mints = %d, want 2", n)
+				}
+			})
+		}
+	}
+}
+
+func applicationTokenResponse(t *testing.T, exp time.Time) airbytetest.Response {
+	return airbytetest.Response{Body: fmt.Sprintf(`{"access_token":%q,"token_type":"bearer","expires_in":900}`,
+		airbytetest.JWT(t, map[string]any{"sub": "user-1", "exp": exp.Unix()}))}
 }
 
 func TestMalformedScopedTokens(t *testing.T) {
@@ -379,7 +394,6 @@ func TestMalformedScopedTokens(t *testing.T) {
 	}{
 		{"not a jwt", nil},
 		{"no workspace scope", map[string]any{"exp": exp, "act": map[string]string{"sub": "acme"}}},
-		{"another workspace", airbytetest.ScopedClaims(workspaceID, "globex", time.Unix(exp, 0))},
 		{"no exp", map[string]any{"io.airbyte.auth.workspace_scope": map[string]string{"workspaceId": workspaceID}}},
 	}
 	for _, tt := range tests {
@@ -503,7 +517,7 @@ func TestOperationInContext(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if strings.Join(ops, ",") != "token,scoped_token,connectors_delete" {
+	if strings.Join(ops, ",") != "token,connectors_delete" { // the application token, as the spec documents
 		t.Fatalf("operations = %v", ops)
 	}
 	if airbyte.Operation(context.Background()) != "" {

@@ -11,8 +11,10 @@ import (
 
 const connectorsPath = "/api/v1/integrations/connectors"
 
-// CreateConnector creates a connector in req.WorkspaceName, authenticated with that workspace's
-// scoped token.
+// CreateConnector creates a connector in req.WorkspaceName, with the connector token
+// (Config.ConnectorToken). The workspace's scoped token is minted first unless cached: the mint
+// is what creates a missing workspace, and Airbyte may answer a create for a workspace that does
+// not exist yet with 404.
 //
 // It is not idempotent and the API has no idempotency key: the client replays it only after a 429
 // or a failure before the request was written. Any other failure (5xx, timeout, connection lost
@@ -26,13 +28,28 @@ func (c *Client) CreateConnector(ctx context.Context, req ConnectorSourceCreateR
 	if err != nil {
 		return nil, fmt.Errorf("airbyte connectors_create: %w", err)
 	}
-	var out ConnectorSourceCreateResponse
-	err = c.do(ctx, &call{op: "connectors_create", method: http.MethodPost, path: connectorsPath, body: body,
-		auth: authScoped, workspace: req.WorkspaceName, createsResource: true, secrets: secrets}, &out)
-	if err != nil {
-		return nil, err
+	cl := &call{op: "connectors_create", method: http.MethodPost, path: connectorsPath, body: body,
+		auth: c.connectorAuth, workspace: req.WorkspaceName, createsResource: true, secrets: secrets}
+	for ensured := false; ; ensured = true {
+		ws, err := c.scopedToken(ctx, req.WorkspaceName)
+		if err != nil {
+			return nil, err
+		}
+		var out ConnectorSourceCreateResponse
+		err = c.do(ctx, cl, &out)
+		// A 404 from a create with the application token: the workspace the cached scoped token
+		// vouched for is gone (deleted since). Nothing was created, so mint again, which makes
+		// the workspace, and create once more.
+		var apiErr *APIError
+		if !ensured && c.connectorAuth == authOperator && errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusNotFound {
+			c.tokens.invalidate(req.WorkspaceName, ws.value.Reveal())
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &out, nil
 	}
-	return &out, nil
 }
 
 // ListConnectors lists the connectors of p.WorkspaceName, optionally of one definition.
@@ -46,7 +63,7 @@ func (c *Client) ListConnectors(ctx context.Context, p ListConnectorsParams) (*C
 	}
 	var out ConnectorSourceListResponse
 	err := c.do(ctx, &call{op: "connectors_list", method: http.MethodGet, path: connectorsPath, query: q,
-		auth: authScoped, workspace: p.WorkspaceName}, &out)
+		auth: c.connectorAuth, workspace: p.WorkspaceName}, &out)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +77,7 @@ func (c *Client) GetConnector(ctx context.Context, workspaceName, id string) (*C
 	}
 	var out ConnectorSourceGetResponse
 	err := c.do(ctx, &call{op: "connectors_get", method: http.MethodGet, path: connectorsPath + "/" + url.PathEscape(id),
-		auth: authScoped, workspace: workspaceName}, &out)
+		auth: c.connectorAuth, workspace: workspaceName}, &out)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +95,7 @@ func (c *Client) UpdateConnector(ctx context.Context, workspaceName, id string, 
 	}
 	var out ConnectorSourceUpdateResponse
 	err = c.do(ctx, &call{op: "connectors_update", method: http.MethodPut, path: connectorsPath + "/" + url.PathEscape(id),
-		body: body, auth: authScoped, workspace: workspaceName}, &out)
+		body: body, auth: c.connectorAuth, workspace: workspaceName}, &out)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +110,7 @@ func (c *Client) DeleteConnector(ctx context.Context, workspaceName, id string) 
 	}
 	var out ConnectorSourceDeleteAcceptedResponse
 	err := c.do(ctx, &call{op: "connectors_delete", method: http.MethodDelete, path: connectorsPath + "/" + url.PathEscape(id),
-		auth: authScoped, workspace: workspaceName}, &out)
+		auth: c.connectorAuth, workspace: workspaceName}, &out)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +129,7 @@ func (c *Client) CheckConnectorConfig(ctx context.Context, req ConnectorSourceCh
 	}
 	var out ConnectorSourceCheckConfigResponse
 	err = c.do(ctx, &call{op: "connectors_check", method: http.MethodPost, path: connectorsPath + "/check", body: body,
-		auth: authScoped, workspace: req.WorkspaceName, secrets: secrets}, &out)
+		auth: c.connectorAuth, workspace: req.WorkspaceName, secrets: secrets}, &out)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +147,7 @@ func (c *Client) CheckConnector(ctx context.Context, workspaceName, id string, r
 	}
 	var out ConnectorSourceCheckConfigResponse
 	err = c.do(ctx, &call{op: "connectors_check", method: http.MethodPost,
-		path: connectorsPath + "/" + url.PathEscape(id) + "/check", body: body, auth: authScoped, workspace: workspaceName}, &out)
+		path: connectorsPath + "/" + url.PathEscape(id) + "/check", body: body, auth: c.connectorAuth, workspace: workspaceName}, &out)
 	if err != nil {
 		return nil, err
 	}

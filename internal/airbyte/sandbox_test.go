@@ -22,8 +22,28 @@ import (
 // sandboxSecret is unusual on purpose: the leak scans look for it.
 const sandboxSecret = "sbx-secret-5d8e2c41-do-not-log"
 
-// withSandbox starts a sandbox and a client for it, logging at debug level into the returned buffer.
+// withSandbox starts a sandbox in strict-auth mode (each operation takes only the token Airbyte
+// documents for it) and a client for it with the default connector token, logging at debug
+// level into the returned buffer.
 func withSandbox(t testing.TB, scfg sandbox.Config, mutate func(*airbyte.Config)) (*sandbox.Server, *airbyte.Client, *airbytetest.LogBuffer) {
+	t.Helper()
+	scfg.StrictAuth = true
+	return startWithClient(t, scfg, mutate)
+}
+
+// withScopedSandbox is withSandbox for the seed docs' style: connector operations carry the
+// workspace's scoped token, which only a sandbox outside strict mode accepts.
+func withScopedSandbox(t testing.TB, scfg sandbox.Config, mutate func(*airbyte.Config)) (*sandbox.Server, *airbyte.Client, *airbytetest.LogBuffer) {
+	t.Helper()
+	return startWithClient(t, scfg, func(cfg *airbyte.Config) {
+		cfg.ConnectorToken = airbyte.ConnectorTokenScoped
+		if mutate != nil {
+			mutate(cfg)
+		}
+	})
+}
+
+func startWithClient(t testing.TB, scfg sandbox.Config, mutate func(*airbyte.Config)) (*sandbox.Server, *airbyte.Client, *airbytetest.LogBuffer) {
 	t.Helper()
 	scfg.ClientSecret = sandboxSecret
 	srv, base := sandboxtest.Start(t, scfg)
@@ -216,53 +236,84 @@ func TestEveryOperation(t *testing.T) {
 
 // TestTenantIsolation: a connector of one workspace is invisible through another's scoped token.
 func TestTenantIsolation(t *testing.T) {
-	_, c, _ := withSandbox(t, sandbox.Config{}, nil)
-	ctx := testCtx(t)
-	created, err := c.CreateConnector(ctx, githubRequest("acme", "GitHub", "ghp_tenant_a"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.GetConnector(ctx, "globex", created.ID)
-	var apiErr *airbyte.APIError
-	if !errors.As(err, &apiErr) || (apiErr.StatusCode != 403 && apiErr.StatusCode != 404) {
-		t.Fatalf("globex must not read acme's connector: %v", err)
-	}
-	src := airbyte.SourceCreateRequest{WorkspaceID: "00000000-0000-4000-8000-000000000000", SourceTemplateID: "x"}
-	if _, err := c.CreateSource(ctx, "acme", src); err == nil {
-		t.Fatal("a source in another workspace's id must be refused")
-	}
+	t.Run("scoped tokens", func(t *testing.T) {
+		_, c, _ := withScopedSandbox(t, sandbox.Config{}, nil)
+		ctx := testCtx(t)
+		created, err := c.CreateConnector(ctx, githubRequest("acme", "GitHub", "ghp_tenant_a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.GetConnector(ctx, "globex", created.ID)
+		var apiErr *airbyte.APIError
+		if !errors.As(err, &apiErr) || (apiErr.StatusCode != 403 && apiErr.StatusCode != 404) {
+			t.Fatalf("globex must not read acme's connector: %v", err)
+		}
+	})
+	t.Run("application token", func(t *testing.T) {
+		// One token for the organization: isolation is by workspace_name, which every list and
+		// create names.
+		_, c, _ := withSandbox(t, sandbox.Config{}, nil)
+		ctx := testCtx(t)
+		created, err := c.CreateConnector(ctx, githubRequest("acme", "GitHub", "ghp_tenant_a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.CreateConnector(ctx, githubRequest("globex", "GitHub", "ghp_tenant_b")); err != nil {
+			t.Fatal(err)
+		}
+		l, err := c.ListConnectors(ctx, airbyte.ListConnectorsParams{WorkspaceName: "globex"})
+		if err != nil || len(l.Data) != 1 || l.Data[0].ID == created.ID {
+			t.Fatalf("globex lists %+v, %v", l, err)
+		}
+		src := airbyte.SourceCreateRequest{WorkspaceID: "00000000-0000-4000-8000-000000000000", SourceTemplateID: "x"}
+		if _, err := c.CreateSource(ctx, "acme", src); err == nil {
+			t.Fatal("a source in another workspace's id must be refused")
+		}
+	})
 }
 
 // TestOneMintUnderLoad: 1,000 concurrent callers for one workspace cause exactly one application
-// token and one scoped token mint at the server.
+// token and one scoped token mint at the server, with either connector token style.
 func TestOneMintUnderLoad(t *testing.T) {
-	// Without the contract check: validating 1,000 responses under -race is slower than the point.
-	srv, c, _ := withSandbox(t, sandbox.Config{}, func(cfg *airbyte.Config) { cfg.WrapTransport = nil })
-	ctx := testCtx(t)
-	const callers = 1000
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	errs := make(chan error, callers)
-	for range callers {
-		wg.Go(func() {
-			<-start
-			if _, err := c.ListConnectors(ctx, airbyte.ListConnectorsParams{WorkspaceName: "acme"}); err != nil {
-				errs <- err
+	for _, start := range []struct {
+		style string
+		with  func(testing.TB, sandbox.Config, func(*airbyte.Config)) (*sandbox.Server, *airbyte.Client, *airbytetest.LogBuffer)
+	}{{airbyte.ConnectorTokenApplication, withSandbox}, {airbyte.ConnectorTokenScoped, withScopedSandbox}} {
+		t.Run(start.style, func(t *testing.T) {
+			// Without the contract check: validating 1,000 responses under -race is slower than the point.
+			srv, c, _ := start.with(t, sandbox.Config{}, func(cfg *airbyte.Config) { cfg.WrapTransport = nil })
+			ctx := testCtx(t)
+			const callers = 1000
+			var wg sync.WaitGroup
+			begin := make(chan struct{})
+			errs := make(chan error, callers)
+			for range callers {
+				wg.Go(func() {
+					<-begin
+					// The worker's pattern: the workspace (from its scoped token), then the list.
+					if _, err := c.Workspace(ctx, "acme"); err != nil {
+						errs <- err
+						return
+					}
+					if _, err := c.ListConnectors(ctx, airbyte.ListConnectorsParams{WorkspaceName: "acme"}); err != nil {
+						errs <- err
+					}
+				})
+			}
+			close(begin)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			st := srv.Stats()
+			if st.TokensMinted["application"] != 1 || st.TokensMinted["scoped"] != 1 {
+				t.Fatalf("mints = %v, want one application and one scoped", st.TokensMinted)
+			}
+			if st.Requests[sandbox.OpConnectorsList] != callers {
+				t.Fatalf("list requests = %d", st.Requests[sandbox.OpConnectorsList])
 			}
 		})
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	st := srv.Stats()
-	if st.TokensMinted["application"] != 1 || st.TokensMinted["scoped"] != 1 {
-		t.Fatalf("mints = %v, want one application and one scoped", st.TokensMinted)
-	}
-	if st.Requests[sandbox.OpConnectorsList] != callers {
-		t.Fatalf("list requests = %d", st.Requests[sandbox.OpConnectorsList])
 	}
 }
 
@@ -284,37 +335,57 @@ func TestTokenLifetimes(t *testing.T) {
 		}
 	})
 	t.Run("expired at the server: 401, refresh once", func(t *testing.T) {
-		clientClock, serverClock := newFakeClock(), newFakeClock()
-		srv, c, _ := withSandbox(t, sandbox.Config{Now: serverClock.Now}, func(cfg *airbyte.Config) { cfg.Clock = clientClock.Now })
-		ctx := testCtx(t)
-		if _, err := c.ListConnectors(ctx, airbyte.ListConnectorsParams{WorkspaceName: "acme"}); err != nil {
-			t.Fatal(err)
-		}
-		// The server's clock runs ahead: the client's cached tokens look fresh but have expired.
-		serverClock.Advance(30 * time.Minute)
-		clientClock.Advance(30 * time.Second)
-		if _, err := c.ListConnectors(ctx, airbyte.ListConnectorsParams{WorkspaceName: "acme"}); err != nil {
-			t.Fatal(err)
-		}
-		st := srv.Stats()
-		if st.Requests[sandbox.OpConnectorsList] != 3 || st.TokensMinted["scoped"] != 2 || st.TokensMinted["application"] != 2 {
-			t.Fatalf("want one 401 and one replay after refreshing: %+v", st)
+		for _, tc := range []struct {
+			style      string
+			with       func(testing.TB, sandbox.Config, func(*airbyte.Config)) (*sandbox.Server, *airbyte.Client, *airbytetest.LogBuffer)
+			wantScoped int64
+		}{{airbyte.ConnectorTokenApplication, withSandbox, 0}, {airbyte.ConnectorTokenScoped, withScopedSandbox, 2}} {
+			t.Run(tc.style, func(t *testing.T) {
+				clientClock, serverClock := newFakeClock(), newFakeClock()
+				srv, c, _ := tc.with(t, sandbox.Config{Now: serverClock.Now}, func(cfg *airbyte.Config) { cfg.Clock = clientClock.Now })
+				ctx := testCtx(t)
+				if _, err := c.ListConnectors(ctx, airbyte.ListConnectorsParams{WorkspaceName: "acme"}); err != nil {
+					t.Fatal(err)
+				}
+				// The server's clock runs ahead: the client's cached tokens look fresh but have expired.
+				serverClock.Advance(30 * time.Minute)
+				clientClock.Advance(30 * time.Second)
+				if _, err := c.ListConnectors(ctx, airbyte.ListConnectorsParams{WorkspaceName: "acme"}); err != nil {
+					t.Fatal(err)
+				}
+				st := srv.Stats()
+				if st.Requests[sandbox.OpConnectorsList] != 3 || st.TokensMinted["scoped"] != tc.wantScoped || st.TokensMinted["application"] != 2 {
+					t.Fatalf("want one 401 and one replay after refreshing: %+v", st)
+				}
+			})
 		}
 	})
 	t.Run("tokens of a forgotten workspace", func(t *testing.T) {
-		srv, c, _ := withSandbox(t, sandbox.Config{}, nil)
-		ctx := testCtx(t)
-		before, err := c.Workspace(ctx, "acme")
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv.Reset() // every workspace is gone; tokens minted before answer 401
-		if _, err := c.ListConnectors(ctx, airbyte.ListConnectorsParams{WorkspaceName: "acme"}); err != nil {
-			t.Fatal(err)
-		}
-		after, err := c.Workspace(ctx, "acme")
-		if err != nil || after.ID == before.ID {
-			t.Fatalf("want a new workspace from a new token: before %v after %v (%v)", before, after, err)
+		for _, tc := range []struct {
+			style string
+			with  func(testing.TB, sandbox.Config, func(*airbyte.Config)) (*sandbox.Server, *airbyte.Client, *airbytetest.LogBuffer)
+		}{{airbyte.ConnectorTokenApplication, withSandbox}, {airbyte.ConnectorTokenScoped, withScopedSandbox}} {
+			t.Run(tc.style, func(t *testing.T) {
+				srv, c, _ := tc.with(t, sandbox.Config{}, nil)
+				ctx := testCtx(t)
+				before, err := c.Workspace(ctx, "acme")
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Every workspace is gone: scoped tokens minted before answer 401, and a create
+				// with the application token answers 404 until a mint makes the workspace again.
+				srv.Reset()
+				if _, err := c.CreateConnector(ctx, githubRequest("acme", "GitHub", "ghp_forgotten")); err != nil {
+					t.Fatal(err)
+				}
+				after, err := c.Workspace(ctx, "acme")
+				if err != nil || after.ID == before.ID {
+					t.Fatalf("want a new workspace from a new token: before %v after %v (%v)", before, after, err)
+				}
+				if conns := srv.Connectors("acme"); len(conns) != 1 || conns[0].WorkspaceID != after.ID {
+					t.Fatalf("connectors of the new acme: %+v", conns)
+				}
+			})
 		}
 	})
 	t.Run("wrong client secret", func(t *testing.T) {
@@ -493,7 +564,7 @@ func TestObserver(t *testing.T) {
 	_, c, _ := withSandbox(t, sandbox.Config{}, func(cfg *airbyte.Config) { cfg.Observer = obs })
 	ctx := testCtx(t)
 	for range 3 {
-		if _, err := c.ListConnectors(ctx, airbyte.ListConnectorsParams{WorkspaceName: "acme"}); err != nil {
+		if _, err := c.ScopedTokenInfo(ctx, "acme"); err != nil {
 			t.Fatal(err)
 		}
 	}

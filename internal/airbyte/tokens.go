@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -290,11 +291,16 @@ func (c *Client) mintScoped(ctx context.Context, workspace, regionID string) (*c
 	switch {
 	case claims.WorkspaceScope.WorkspaceID == "":
 		return nil, fmt.Errorf("airbyte scoped_token: %w: no workspace scope", ErrMalformedToken)
-	case claims.Act.Sub != "" && claims.Act.Sub != workspace:
-		// Tenant isolation: never use a token of one workspace for another.
-		return nil, fmt.Errorf("airbyte scoped_token: %w: scoped to another workspace", ErrMalformedToken)
 	case claims.ExpiresAt == nil:
 		return nil, fmt.Errorf("airbyte scoped_token: %w: no exp", ErrMalformedToken)
+	}
+	// The workspace is the one io.airbyte.auth.workspace_scope names. act.sub is the workspace
+	// name on Airbyte's platform, but the documented example token carries a UUID there: a
+	// difference is worth a debug line, never a refusal.
+	if claims.Act.Sub != "" && claims.Act.Sub != workspace {
+		c.log.LogAttrs(ctx, slog.LevelDebug, "scoped token act.sub differs from the workspace name",
+			slog.String("workspace_name", workspace), slog.String("act_sub", claims.Act.Sub),
+			slog.String("workspace_id", claims.WorkspaceScope.WorkspaceID))
 	}
 	orgID := c.orgID
 	if orgID == "" {

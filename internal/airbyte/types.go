@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/provisioner-dev/provisioner/internal/secret"
@@ -183,6 +184,23 @@ type SummarizedSourceTemplate struct {
 	CatalogType                string          `json:"catalog_type,omitempty"`
 	CreatedAt                  Time            `json:"created_at,omitzero"`
 	UpdatedAt                  Time            `json:"updated_at,omitzero"`
+}
+
+// Matches reports whether a connector_type of a request names this template's connector: its slug
+// (ConnectorName, "zendesk-support") or its display name (Name, "Zendesk Support"), in any case,
+// as Airbyte matches connector_type. A template that does not tell its slug (the field is
+// optional) matches any type: the list says nothing that could tell them apart.
+func (t SummarizedSourceTemplate) Matches(connectorType string) bool {
+	if t.ConnectorName == "" {
+		return true
+	}
+	return strings.EqualFold(t.ConnectorName, connectorType) || strings.EqualFold(t.Name, connectorType)
+}
+
+// Matches reports whether connectorType names this connector's kind (see
+// SummarizedSourceTemplate.Matches).
+func (i ConnectorSourceListItem) Matches(connectorType string) bool {
+	return i.SummarizedSourceTemplate.Matches(connectorType)
 }
 
 // DetailedSourceTemplate is a source template with its configuration specification.

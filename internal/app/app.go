@@ -94,7 +94,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	if cfg.MetricsAddr != "" {
 		srv = metrics.NewServer(cfg.MetricsAddr, reg, health, logger)
 		if ep.MetricsAddr, err = srv.Start(); err != nil {
-			return fmt.Errorf("metrics server: %w", err)
+			return err // says "metrics server: listen on ..." itself
 		}
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -166,6 +166,10 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 		return err
 	}
 	for _, d := range report.Applied {
+		if d.Kind == consumer.DriftMissing { // a first start: nothing to warn about
+			logger.Info("created "+d.Object, "object", d.Object)
+			continue
+		}
 		logger.Warn("applied this replica's stream settings", "object", d.Object, "setting", d.Setting, "found", d.Found, "want", d.Want)
 	}
 	for _, d := range report.Tolerated {
@@ -212,7 +216,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	client, err := airbyte.New(airbyte.Config{
 		BaseURL: cfg.AirbyteURL, ClientID: cfg.AirbyteClientID, ClientSecret: clientSecret,
 		OrganizationID: cfg.AirbyteOrganizationID, Timeout: cfg.AirbyteTimeout, UserAgent: opts.UserAgent,
-		MaxConns: cfg.Concurrency * 2, RateLimit: cfg.AirbyteRateLimit,
+		MaxConns: cfg.Concurrency * 2, RateLimit: cfg.AirbyteRateLimit, ConnectorToken: cfg.AirbyteConnectorToken,
 		WrapTransport: func(next http.RoundTripper) http.RoundTripper { return m.InstrumentTransport(next, airbyte.Operation) },
 		Observer:      m, Logger: logger.With("component", "airbyte"),
 	})
@@ -221,11 +225,12 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	}
 	defer client.CloseIdleConnections()
 
-	var policy *vault.Policy
-	if cfg.SecretPathPolicy != "" {
-		if policy, err = vault.NewPolicy(cfg.SecretPathPolicy); err != nil {
-			return fmt.Errorf("--secret-path-policy: %w", err)
-		}
+	policy, err := cfg.PathPolicy()
+	if err != nil {
+		return fmt.Errorf("--secret-path-policy: %w", err)
+	}
+	if cfg.SecretPathPolicy == config.NoSecretPathPolicy || cfg.SecretPathPolicy == "" {
+		logger.Warn("no secret path policy: any request may use any secret reference, there is no tenant isolation; set --secret-path-policy, e.g. customers/{workspace_name}/")
 	}
 	svc, err := provision.New(client, store, led, m, provision.Config{
 		Policy: policy, Lookup: provision.LookupMode(cfg.Lookup),
@@ -342,19 +347,41 @@ func startEmbedded(cfg config.Config) (*natsembed.Server, error) {
 	}
 	if port == 0 {
 		port = -1 // natsembed: any free port
+	} else if err := ProbeListen(cfg.NATSListen); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.NATSStoreDir, 0o750); err != nil {
 		return nil, fmt.Errorf("--nats-store-dir: %w", err)
 	}
-	s, err := natsembed.Start(natsembed.Config{Host: host, Port: port, StoreDir: cfg.NATSStoreDir})
+	always, interval, err := cfg.EmbeddedSync()
+	if err != nil {
+		return nil, fmt.Errorf("--nats-sync: %w", err)
+	}
+	s, err := natsembed.Start(natsembed.Config{Host: host, Port: port, StoreDir: cfg.NATSStoreDir, SyncAlways: always, SyncInterval: interval})
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
 	return s, nil
 }
 
+// probeListen fails at once, naming the address and the reason, when the embedded server could not
+// listen on addr: nats-server itself only logs a bind error and never becomes ready. (Another process
+// may still take the port between the probe and the server's own listen; then the start-up times out.)
+func ProbeListen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		var opErr *net.OpError
+		if errors.As(err, &opErr) {
+			err = opErr.Err // "bind: address already in use", without repeating the address
+		}
+		return fmt.Errorf("embedded nats cannot listen on %s (--nats-listen): %w", addr, err)
+	}
+	return ln.Close()
+}
+
 // Connect opens a NATS connection that reconnects forever, reporting its state through state.
-func Connect(cfg config.Config, url, name string, logger *slog.Logger, state func(up bool, reason string)) (*nats.Conn, error) {
+// extra options come last and win (doctor collects the server's asynchronous errors with one).
+func Connect(cfg config.Config, url, name string, logger *slog.Logger, state func(up bool, reason string), extra ...nats.Option) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -399,7 +426,7 @@ func Connect(cfg config.Config, url, name string, logger *slog.Logger, state fun
 	if cfg.NATSTLSCert != "" {
 		opts = append(opts, nats.ClientCert(cfg.NATSTLSCert, cfg.NATSTLSKey))
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", redactURL(url), err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
+	"github.com/provisioner-dev/provisioner/internal/config"
 )
 
 // The first complete path: credentials in, connector out; a missing secret, bad JSON, a schema
@@ -141,5 +142,35 @@ func TestOnboardingHonoursTheRegion(t *testing.T) {
 		if got, ok := e.sandbox.WorkspaceRegion(ws); !ok || got != want {
 			t.Errorf("workspace %s in region %q, want %q", ws, got, want)
 		}
+	}
+}
+
+// --airbyte-connector-token reaches the client: against a sandbox that takes only the documented
+// token (strict auth), the default application token creates the connector, and the scoped
+// style is refused.
+func TestConnectorTokenFlag(t *testing.T) {
+	for _, tc := range []struct {
+		style    string
+		wantCode contract.Code // "" = created
+	}{
+		{"application", ""},
+		{"scoped", contract.CodeAirbyteForbidden},
+	} {
+		t.Run(tc.style, func(t *testing.T) {
+			e := newEnv(t, sandbox.Config{})
+			e.writeSecret("acme/github.json", map[string]string{"token": "ghp_flag_0001"})
+			e.start(func(c *config.Config) { c.AirbyteConnectorToken = tc.style })
+			e.publish("credentials.submitted", credentialsRequest("req-flag", "acme", "github", "file:acme/github.json"))
+			r := e.byRequest(e.results(1, 30*time.Second))["req-flag"]
+			switch {
+			case tc.wantCode == "" && r.Message != contract.MessageSourceCreated:
+				t.Fatalf("got %+v", r)
+			case tc.wantCode != "" && (r.Error == nil || r.Error.Code != tc.wantCode):
+				t.Fatalf("got %+v", r)
+			}
+			if n := len(e.sandbox.Connectors("acme")); (n == 1) != (tc.wantCode == "") {
+				t.Fatalf("sandbox holds %d connectors", n)
+			}
+		})
 	}
 }

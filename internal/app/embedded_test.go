@@ -19,7 +19,7 @@ import (
 
 // Without a NATS URL the worker starts an embedded server whose store persists across restarts.
 func TestEmbeddedNATSPersists(t *testing.T) {
-	_, baseURL := sandboxtest.Start(t, sandbox.Config{})
+	_, baseURL := sandboxtest.Start(t, sandbox.Config{StrictAuth: true})
 	secrets := t.TempDir()
 	store := filepath.Join(t.TempDir(), "nats")
 	cfg := config.Default()
@@ -29,6 +29,7 @@ func TestEmbeddedNATSPersists(t *testing.T) {
 	cfg.AirbyteClientID = sandbox.DefaultClientID
 	cfg.AirbyteClientSecret = secretValue(sandbox.DefaultClientSecret)
 	cfg.SecretsDir = secrets
+	cfg.SecretPathPolicy = config.NoSecretPathPolicy
 	cfg.MetricsAddr = ""
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

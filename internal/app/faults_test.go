@@ -413,36 +413,17 @@ func TestNoSecretLeavesTheWorker(t *testing.T) {
 		everything.WriteString(mf.String())
 	}
 	all := everything.String()
-	for _, canary := range []string{"LEAK_CANARY_0001", "LEAK_CANARY_0002", "LEAK_CANARY_0003", "LEAK_CANARY_0004", "LEAK_CANARY_0005", sandbox.DefaultClientSecret} {
+	// LEAK_CANARY_0006 was inline in a refused request: its dead letter keeps the body with every
+	// credentials object removed
+	for _, canary := range []string{"LEAK_CANARY_0001", "LEAK_CANARY_0002", "LEAK_CANARY_0003", "LEAK_CANARY_0004", "LEAK_CANARY_0005", "LEAK_CANARY_0006", sandbox.DefaultClientSecret} {
 		if strings.Contains(all, canary) {
 			i := strings.Index(all, canary)
 			t.Errorf("secret %s leaked: …%s…", canary, all[max(0, i-200):min(len(all), i+50)])
 		}
 	}
-	// the one canary that was inline in a request is refused by the schema; its body is kept in the
-	// dead letter, by design (nothing is lost), but never logged or put in a result
-	results := e.streamBodies("PROVISIONER_RESULTS")
-	if strings.Contains(results+e.logs.String(), "LEAK_CANARY_0006") {
-		t.Error("an inline credential from a refused request reached a result or a log line")
-	}
 	if strings.Contains(all, "Bearer ey") || strings.Contains(all, `"access_token"`) {
 		t.Error("a token reached the logs, results or dead letters")
 	}
-}
-
-func (e *env) streamBodies(stream string) string {
-	s, err := e.js.Stream(context.Background(), stream)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	info, _ := s.Info(context.Background())
-	var b strings.Builder
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		if m, err := s.GetMsg(context.Background(), seq); err == nil {
-			b.Write(m.Data)
-		}
-	}
-	return b.String()
 }
 
 // Copies of a failing request (same id) end in one error result and one dead letter.

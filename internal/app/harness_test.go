@@ -29,6 +29,8 @@ import (
 type env struct {
 	t        *testing.T
 	nats     *natsembedtest.Server
+	natsURL  string // the server's, or a cluster's URLs
+	streamR  int    // stream and bucket replicas; 0 = 1
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	sandbox  *sandbox.Server
@@ -64,11 +66,23 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// newEnv starts NATS and a sandbox in strict-auth mode: the provisioner's own traffic must carry
+// the token Airbyte documents for each operation.
 func newEnv(t *testing.T, sb sandbox.Config) *env {
 	t.Helper()
+	sb.StrictAuth = true
 	e := &env{t: t, nats: natsembedtest.Start(t), secrets: t.TempDir(), logs: &syncBuffer{}}
+	e.natsURL = e.nats.URL
 	e.sandbox, e.baseURL = sandboxtest.Start(t, sb)
 	e.nc, e.js = e.nats.Connect(t)
+	e.setupStreams()
+	return e
+}
+
+// setupStreams creates the streams and the consumer before any worker starts, so tests can queue a
+// backlog first, and compiles the schemas.
+func (e *env) setupStreams() {
+	t := e.t
 	// the streams exist before any worker starts, so tests can queue a backlog first
 	cfg := e.config()
 	if _, err := consumer.Setup(context.Background(), e.js, app.Topology(cfg), consumer.ConsumerPolicy{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}); err != nil {
@@ -79,7 +93,6 @@ func newEnv(t *testing.T, sb sandbox.Config) *env {
 		t.Fatal(err)
 	}
 	e.schemas = set
-	return e
 }
 
 // writeSecret writes a file secret under the secrets directory.
@@ -97,11 +110,13 @@ func (e *env) writeSecret(rel string, v any) {
 
 func (e *env) config() config.Config {
 	cfg := config.Default()
-	cfg.NATSURL = e.nats.URL
+	cfg.NATSURL = e.natsURL
+	cfg.StreamReplicas = max(e.streamR, 1)
 	cfg.AirbyteURL = e.baseURL
 	cfg.AirbyteClientID = sandbox.DefaultClientID
 	cfg.AirbyteClientSecret = secretValue(sandbox.DefaultClientSecret)
 	cfg.SecretsDir = e.secrets
+	cfg.SecretPathPolicy = config.NoSecretPathPolicy // tests that need isolation set a policy
 	cfg.MetricsAddr = "127.0.0.1:0"
 	cfg.Concurrency = 8
 	cfg.AckWait = 5 * time.Second

@@ -27,7 +27,7 @@ func TestStartupWaitsForJetStream(t *testing.T) {
 	if !srv.ReadyForConnections(10 * time.Second) {
 		t.Fatal("server not ready")
 	}
-	_, baseURL := sandboxtest.Start(t, sandbox.Config{})
+	_, baseURL := sandboxtest.Start(t, sandbox.Config{StrictAuth: true})
 	cfg := config.Default()
 	cfg.NATSURL = srv.ClientURL()
 	cfg.AirbyteURL = baseURL

@@ -47,6 +47,8 @@ type Config struct {
 	Binary string
 	// SkipFloor skips the floor measurement.
 	SkipFloor bool
+	// SkipAwait skips the measurement of the app's await path (package client).
+	SkipAwait bool
 	// Dir holds NATS data and secrets; empty = a temporary directory, removed afterwards.
 	Dir string
 	// Timeout bounds each phase's wait for its results; 0 = 10 minutes.
@@ -145,6 +147,26 @@ type Report struct {
 	// OtherBusyCPUs is how many CPUs other processes of the machine kept busy, on average, during the
 	// product phase: above zero, the figures are of a shared machine.
 	OtherBusyCPUs float64 `json:"other_busy_cpus"`
+
+	// The await path, package client (absent with SkipAwait). AwaitStoredPerS is how many stored
+	// verdicts per second Await finds (every request of the product phase, InFlight at a time), and
+	// AwaitStoredP50Ms/P99Ms how long one such call takes. AwaitPerS is the rate of Requests more
+	// requests, each through SubmitAndAwait, InFlight at a time; AwaitP50Ms/P99Ms are from a
+	// result's publication (its produced_at) to Await returning it; AwaitRatioToFloor is AwaitPerS
+	// over FloorPerS. AwaitCPUSPer1k is CPU seconds per 1,000 requests of that phase, replicas and
+	// this process together (compare with CPUSPer1k in-process); AwaitOtherBusy is OtherBusyCPUs during it.
+	AwaitStoredPerS   float64 `json:"await_stored_per_s,omitempty"`
+	AwaitStoredP50Ms  float64 `json:"await_stored_p50_ms,omitempty"`
+	AwaitStoredP99Ms  float64 `json:"await_stored_p99_ms,omitempty"`
+	AwaitPerS         float64 `json:"await_per_s,omitempty"`
+	AwaitP50Ms        float64 `json:"await_p50_ms,omitempty"`
+	AwaitP99Ms        float64 `json:"await_p99_ms,omitempty"`
+	AwaitRatioToFloor float64 `json:"await_ratio_to_floor,omitempty"`
+	// AwaitToProduct is AwaitPerS over ThroughputPerS: what awaiting every request leaves of the
+	// product's rate, measured minutes apart on the same replicas.
+	AwaitToProduct float64 `json:"await_to_product,omitempty"`
+	AwaitCPUSPer1k float64 `json:"await_cpu_s_per_1k,omitempty"`
+	AwaitOtherBusy float64 `json:"await_other_busy_cpus,omitempty"`
 
 	// The floor (absent with SkipFloor).
 	FloorPerS      float64 `json:"floor_per_s,omitempty"`
@@ -255,7 +277,7 @@ func startSandbox(ctx context.Context, latency time.Duration, logger *slog.Logge
 	if latency > 0 {
 		faults.Rules = map[string]sandbox.FaultRule{sandbox.OpAll: {Latency: latency}}
 	}
-	sb := sandbox.New(sandbox.Config{Faults: faults, Logger: logger.With("component", "sandbox")})
+	sb := sandbox.New(sandbox.Config{Faults: faults, StrictAuth: true, Logger: logger.With("component", "sandbox")})
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	base, done, err := sb.Serve(sctx, "127.0.0.1:0")
 	if err != nil {
@@ -344,8 +366,9 @@ func runProduct(ctx context.Context, cfg Config, natsURL, secretsDir string, log
 	if err != nil {
 		return err
 	}
+	productRunID := "bench-" + uuid.NewString()[:8]
 	out, err := drive(phaseCtx, nc, js, load{
-		runID: "bench-" + uuid.NewString()[:8], subject: "provisioner.requests.credentials.submitted",
+		runID: productRunID, subject: "provisioner.requests.credentials.submitted",
 		results: "provisioner.results.>", requests: cfg.Requests, inflight: cfg.InFlight, body: requestBody(cfg.Workspaces),
 	})
 	if err != nil {
@@ -393,6 +416,21 @@ func runProduct(ctx context.Context, cfg Config, natsURL, secretsDir string, log
 	rep.ThroughputPerS = round(rep.ThroughputPerS, 1)
 
 	rep.OtherBusyCPUs = otherBusy(before, after)
+	if err := measureUsage(cfg, replicas, before, after, rep); err != nil {
+		return err
+	}
+	if cfg.SkipAwait {
+		return nil
+	}
+	if err := runAwait(phaseCtx, cfg, replicas, natsURL, productRunID, rep); err != nil {
+		return fmt.Errorf("await: %w", err)
+	}
+	return nil
+}
+
+// measureUsage fills the report's CPU and RSS figures of the product phase.
+func measureUsage(cfg Config, replicas []replica, before, after sample, rep *Report) error {
+	n := float64(cfg.Requests)
 	if cfg.Binary == "" {
 		rep.CPUSPer1k = round((after.self-before.self).Seconds()/n*1000, 3)
 		rep.CPUScope = "this process: replicas, NATS server, sandbox and driver"
@@ -537,6 +575,9 @@ func runFloor(ctx context.Context, cfg Config, natsURL string, logger *slog.Logg
 	rep.FloorCPUSPer1k = round((after.self-before.self).Seconds()/n*1000, 3)
 	rep.FloorOtherBusyCPUs = otherBusy(before, after)
 	rep.FloorErrors = out.failed
+	if rep.AwaitPerS > 0 {
+		rep.AwaitRatioToFloor = round(rep.AwaitPerS/rep.FloorPerS, 3)
+	}
 	return nil
 }
 

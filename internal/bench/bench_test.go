@@ -69,7 +69,7 @@ func TestRunSmoke(t *testing.T) {
 	}{
 		{"in-process replicas", bench.Config{Requests: 50, Workspaces: 5, Replicas: 2, Concurrency: 4}, "in-process", "this process"},
 		{"replicas as processes", bench.Config{Requests: 30, Workspaces: 3, Replicas: 2, Concurrency: 4, Binary: exe, SkipFloor: true}, "processes", "largest worker"},
-		{"lookup always with latency", bench.Config{Requests: 20, Workspaces: 2, Replicas: 1, Concurrency: 8, Latency: time.Millisecond, Lookup: "always"}, "in-process", "this process"},
+		{"lookup always with latency", bench.Config{Requests: 20, Workspaces: 2, Replicas: 1, Concurrency: 8, Latency: time.Millisecond, Lookup: "always", SkipAwait: true}, "in-process", "this process"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer
@@ -106,6 +106,12 @@ func TestRunSmoke(t *testing.T) {
 			if !tc.cfg.SkipFloor && (rep.FloorPerS <= 0 || rep.RatioToFloor <= 0 || rep.FloorErrors != 0) {
 				t.Errorf("floor %v/s, ratio %v, errors %d", rep.FloorPerS, rep.RatioToFloor, rep.FloorErrors)
 			}
+			if !tc.cfg.SkipAwait && (rep.AwaitStoredPerS <= 0 || rep.AwaitStoredP99Ms < rep.AwaitStoredP50Ms || rep.AwaitPerS <= 0 || rep.AwaitP50Ms <= 0 || rep.AwaitP99Ms < rep.AwaitP50Ms) {
+				t.Errorf("await path not measured: %+v", rep)
+			}
+			if !tc.cfg.SkipAwait && !tc.cfg.SkipFloor && rep.AwaitRatioToFloor <= 0 {
+				t.Errorf("await ratio to floor %v", rep.AwaitRatioToFloor)
+			}
 			logw.mu.Lock()
 			defer logw.mu.Unlock()
 			checkOutput(t, rep, logs.String())
@@ -132,6 +138,13 @@ func checkOutput(t *testing.T, rep *bench.Report, logs string) {
 		"requests", "workspaces", "replicas", "concurrency", "inflight", "latency_ms", "lookup", "mode"} {
 		if _, ok := obj[k]; !ok {
 			t.Errorf("JSON report without %q: %s", k, js)
+		}
+	}
+	if rep.AwaitPerS > 0 {
+		for _, k := range []string{"await_stored_per_s", "await_per_s", "await_p50_ms", "await_p99_ms"} {
+			if _, ok := obj[k]; !ok {
+				t.Errorf("JSON report without %q: %s", k, js)
+			}
 		}
 	}
 	if rep.FloorPerS > 0 {

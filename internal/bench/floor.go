@@ -132,7 +132,12 @@ func (w *floorWorker) work(ctx context.Context, req floorRequest) error {
 	if _, err := w.kv.Create(ctx, "r."+req.ID, []byte(`{"state":"leased"}`)); err != nil {
 		return err
 	}
-	token, err := w.api.scopedToken(ctx, req.WorkspaceName)
+	// As the product does: the scoped-token mint ensures the workspace exists, and the connector
+	// calls carry the application token, as Airbyte's spec documents.
+	if _, err := w.api.scopedToken(ctx, req.WorkspaceName); err != nil {
+		return err
+	}
+	token, err := w.api.appToken(ctx)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.FloorPerS > 0 {
 		fmt.Fprintf(&b, "  floor latency ms    p50 %.2f   p99 %.2f\n", r.FloorP50Ms, r.FloorP99Ms)
 	}
+	if r.AwaitPerS > 0 {
+		fmt.Fprintf(&b, "  await: stored/s     %10.1f   one call p50 %.2fms p99 %.2fms (verdicts already stored)\n", r.AwaitStoredPerS, r.AwaitStoredP50Ms, r.AwaitStoredP99Ms)
+		fmt.Fprintf(&b, "  await: submit+await/s %8.1f   %.3f of connectors/s, ratio to floor %.3f; result published -> Await returns p50 %.2fms p99 %.2fms\n",
+			r.AwaitPerS, r.AwaitToProduct, r.AwaitRatioToFloor, r.AwaitP50Ms, r.AwaitP99Ms)
+		fmt.Fprintf(&b, "  await: cpu s/1k      %10.3f   (replicas and this process; other processes %.2f CPUs busy)\n", r.AwaitCPUSPer1k, r.AwaitOtherBusy)
+	}
 	fmt.Fprintf(&b, "  airbyte calls/conn  %10.3f  ", r.APICallsPerConnectorTotal)
 	for _, op := range slices.Sorted(maps.Keys(r.APICallsPerConnector)) {
 		fmt.Fprintf(&b, " %s %.4f", op, r.APICallsPerConnector[op])

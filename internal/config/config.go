@@ -25,6 +25,8 @@ type Config struct {
 	NATSURL      string
 	NATSListen   string
 	NATSStoreDir string
+	// NATSSync is the embedded server's fsync policy: "always", or an interval such as "2m".
+	NATSSync     string
 	NATSCreds    string
 	NATSUser     string
 	NATSPassword secret.Value
@@ -60,6 +62,9 @@ type Config struct {
 	AirbyteOrganizationID  string
 	AirbyteTimeout         time.Duration
 	AirbyteRateLimit       float64
+	// AirbyteConnectorToken is the bearer token of connector operations: "application" (what
+	// Airbyte's spec documents) or "scoped" (the seed docs' style).
+	AirbyteConnectorToken string
 
 	SecretsDir       string
 	SecretsEnv       bool
@@ -77,13 +82,13 @@ type Config struct {
 // Default returns the defaults.
 func Default() Config {
 	return Config{
-		NATSStoreDir: "./.provisioner/nats", NATSListen: "127.0.0.1:4222",
+		NATSStoreDir: "./.provisioner/nats", NATSListen: "127.0.0.1:4222", NATSSync: "2m",
 		SubjectPrefix:  "provisioner",
 		RequestsStream: "PROVISIONER_REQUESTS", ResultsStream: "PROVISIONER_RESULTS", DLQStream: "PROVISIONER_DLQ",
 		Consumer: "provisioner", LedgerBucket: "provisioner_ledger", StreamReplicas: 1, DuplicateWindow: 2 * time.Minute,
 		ManageStreams: true,
 		Concurrency:   16, AckWait: 30 * time.Second, MaxDeliver: 8, MaxAckPending: 1000,
-		AirbyteURL: "https://api.airbyte.ai", AirbyteTimeout: 10 * time.Second,
+		AirbyteURL: "https://api.airbyte.ai", AirbyteTimeout: 10 * time.Second, AirbyteConnectorToken: "application",
 		Vault:       vault.VaultConfig{Mount: "secret", Auth: "token", AppRoleMount: "approle", K8sMount: "kubernetes", K8sTokenPath: "/var/run/secrets/kubernetes.io/serviceaccount/token"},
 		Lookup:      "recovery",
 		MetricsAddr: ":9090", LogFormat: "auto", LogLevel: "info", ShutdownTimeout: 25 * time.Second,
@@ -107,6 +112,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS server URL(s), comma-separated; empty starts an embedded server")
 	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "listen address of the embedded server (port 0 = any free port)")
 	fs.StringVar(&c.NATSStoreDir, "nats-store-dir", c.NATSStoreDir, "JetStream directory of the embedded server")
+	fs.StringVar(&c.NATSSync, "nats-sync", c.NATSSync, "how often the embedded server fsyncs JetStream: an interval (a power loss loses up to that much acknowledged work) or always (every write, slower)")
 	fs.StringVar(&c.NATSCreds, "nats-creds", c.NATSCreds, "NATS credentials file (user JWT and nkey seed)")
 	fs.StringVar(&c.NATSUser, "nats-user", c.NATSUser, "NATS user")
 	fs.Var(secretFlag{&c.NATSPassword}, "nats-password", "NATS password")
@@ -135,6 +141,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.AirbyteOrganizationID, "airbyte-organization-id", c.AirbyteOrganizationID, "Airbyte organization id (X-Organization-Id)")
 	fs.DurationVar(&c.AirbyteTimeout, "airbyte-timeout", c.AirbyteTimeout, "timeout of one Airbyte HTTP attempt")
 	fs.Float64Var(&c.AirbyteRateLimit, "airbyte-rate-limit", c.AirbyteRateLimit, "client-side Airbyte requests per second per replica (0 = no limit)")
+	fs.StringVar(&c.AirbyteConnectorToken, "airbyte-connector-token", c.AirbyteConnectorToken, "bearer token of connector operations: application (as Airbyte's spec documents) or scoped (the workspace's scoped token)")
 	fs.StringVar(&c.SecretsDir, "secrets-dir", c.SecretsDir, "directory of the file secret backend (file: references); off unless given")
 	fs.BoolVar(&c.SecretsEnv, "secrets-env", c.SecretsEnv, "enable the env secret backend (env:NAME references)")
 	fs.StringVar(&c.SecretsEnvPrefix, "secrets-env-prefix", c.SecretsEnvPrefix, "only environment variables with this prefix may be referenced")
@@ -153,7 +160,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.Vault.ClientCert, "vault-client-cert", c.Vault.ClientCert, "client certificate file for Vault TLS")
 	fs.StringVar(&c.Vault.ClientKey, "vault-client-key", c.Vault.ClientKey, "client key file for Vault TLS")
 	fs.StringVar(&c.Vault.TLSServerName, "vault-tls-server-name", c.Vault.TLSServerName, "server name to verify Vault's certificate against")
-	fs.StringVar(&c.SecretPathPolicy, "secret-path-policy", c.SecretPathPolicy, "path template every secret reference of a request must fall under, e.g. customers/{workspace_name}/ (empty = no restriction)")
+	fs.StringVar(&c.SecretPathPolicy, "secret-path-policy", c.SecretPathPolicy, "path template every secret reference of a request must fall under, e.g. customers/{workspace_name}/; required (none = no tenant isolation, said explicitly)")
 	fs.StringVar(&c.Lookup, "lookup", c.Lookup, "when to list a workspace's connectors before creating: recovery (after an interrupted attempt) or always")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "address of /metrics, /healthz and /readyz (empty = off)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "auto (text on a terminal, else json), text or json")
@@ -195,11 +202,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--%s (%s): %s", flagName, EnvName(flagName), fmt.Sprintf(format, a...)))
 	}
 	if c.NATSURL != "" {
-		for _, u := range strings.Split(c.NATSURL, ",") {
-			if p, err := url.Parse(strings.TrimSpace(u)); err != nil || p.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, p.Scheme) {
-				bad("nats-url", "%q is not a nats://, tls://, ws:// or wss:// URL", u)
-			}
-		}
+		errs = append(errs, c.validateNATSURL())
 	} else {
 		if c.NATSStoreDir == "" {
 			bad("nats-store-dir", "required when --nats-url is empty (the embedded server persists there)")
@@ -207,13 +210,11 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
 			bad("nats-listen", "%q is not host:port", c.NATSListen)
 		}
+		if _, _, err := c.EmbeddedSync(); err != nil {
+			bad("nats-sync", "%v", err)
+		}
 	}
-	if c.NATSCreds != "" && (c.NATSUser != "" || !c.NATSToken.IsZero()) {
-		bad("nats-creds", "use one of a credentials file, a user/password or a token")
-	}
-	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
-		bad("nats-tls-cert", "a client certificate needs --nats-tls-key, and the other way round")
-	}
+	errs = append(errs, c.validateNATSAuth())
 	for name, v := range map[string]string{"subject-prefix": c.SubjectPrefix, "requests-stream": c.RequestsStream, "results-stream": c.ResultsStream, "dlq-stream": c.DLQStream, "consumer": c.Consumer, "ledger-bucket": c.LedgerBucket} {
 		if v == "" || strings.ContainsAny(v, " \t\r\n*>") || (name != "subject-prefix" && strings.Contains(v, ".")) {
 			bad(name, "%q is not a valid name", v)
@@ -262,7 +263,16 @@ func (c *Config) Validate() error {
 	if c.AirbyteRateLimit < 0 {
 		bad("airbyte-rate-limit", "must not be negative")
 	}
-	if c.SecretPathPolicy != "" {
+	if c.AirbyteConnectorToken != "application" && c.AirbyteConnectorToken != "scoped" {
+		bad("airbyte-connector-token", "must be application or scoped, got %q", c.AirbyteConnectorToken)
+	}
+	switch c.SecretPathPolicy {
+	case "":
+		bad("secret-path-policy", "required: give the path every secret reference of a workspace must fall under, "+
+			"e.g. --secret-path-policy='customers/{workspace_name}/' (store each customer's secrets under its workspace name), "+
+			"or --secret-path-policy=%s to let any request use any secret (no tenant isolation)", NoSecretPathPolicy)
+	case NoSecretPathPolicy:
+	default:
 		if _, err := vault.NewPolicy(c.SecretPathPolicy); err != nil {
 			bad("secret-path-policy", "%v", err)
 		}
@@ -290,6 +300,65 @@ func (c *Config) Validate() error {
 		bad("shutdown-timeout", "must be positive")
 	}
 	return errors.Join(errs...)
+}
+
+// ValidateNATSClient checks the settings a NATS client needs (URL, credentials, TLS): what the
+// client commands (publish, results, dlq) take from run's configuration.
+func (c *Config) ValidateNATSClient() error {
+	if c.NATSURL == "" {
+		return errors.Join(settingError("nats-url", "required"), c.validateNATSAuth())
+	}
+	return errors.Join(c.validateNATSURL(), c.validateNATSAuth())
+}
+
+func settingError(flagName, msg string) error {
+	return fmt.Errorf("--%s (%s): %s", flagName, EnvName(flagName), msg)
+}
+
+func (c *Config) validateNATSURL() error {
+	var errs []error
+	for _, u := range strings.Split(c.NATSURL, ",") {
+		if p, err := url.Parse(strings.TrimSpace(u)); err != nil || p.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, p.Scheme) {
+			errs = append(errs, settingError("nats-url", fmt.Sprintf("%q is not a nats://, tls://, ws:// or wss:// URL", u)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateNATSAuth() error {
+	var errs []error
+	if c.NATSCreds != "" && (c.NATSUser != "" || !c.NATSToken.IsZero()) {
+		errs = append(errs, settingError("nats-creds", "use one of a credentials file, a user/password or a token"))
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		errs = append(errs, settingError("nats-tls-cert", "a client certificate needs --nats-tls-key, and the other way round"))
+	}
+	return errors.Join(errs...)
+}
+
+// NoSecretPathPolicy is the --secret-path-policy that turns tenant isolation off. It must be said
+// explicitly: an empty policy is refused, and the worker warns at every start when it is off.
+const NoSecretPathPolicy = "none"
+
+// PathPolicy is the secret path policy the configuration asks for; a policy without segments
+// (no restriction) for NoSecretPathPolicy or an empty setting (which Validate refuses).
+func (c *Config) PathPolicy() (*vault.Policy, error) {
+	if c.SecretPathPolicy == NoSecretPathPolicy {
+		return vault.NewPolicy("")
+	}
+	return vault.NewPolicy(c.SecretPathPolicy)
+}
+
+// EmbeddedSync is the embedded server's fsync policy from --nats-sync: always, or an interval.
+func (c *Config) EmbeddedSync() (always bool, interval time.Duration, err error) {
+	if c.NATSSync == "always" {
+		return true, 0, nil
+	}
+	d, err := time.ParseDuration(c.NATSSync)
+	if err != nil || d <= 0 {
+		return false, 0, fmt.Errorf("%q is neither always nor a positive duration", c.NATSSync)
+	}
+	return false, d, nil
 }
 
 // VaultStoreConfig is the secret store's configuration.

@@ -3,6 +3,7 @@ package config_test
 import (
 	"errors"
 	"flag"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +19,7 @@ func valid() config.Config {
 	c.AirbyteClientID = "id"
 	c.AirbyteClientSecret.UnmarshalText([]byte("s3cr3t-value"))
 	c.SecretsDir = "/var/lib/provisioner/secrets"
+	c.SecretPathPolicy = "customers/{workspace_name}/"
 	return c
 }
 
@@ -122,7 +124,9 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"no backend", func(c *config.Config) { c.SecretsDir = "" }, "--secrets-dir"},
 		{"vault auth", func(c *config.Config) { c.Vault.Addr = "http://vault:8200"; c.Vault.Auth = "magic" }, "vault-auth"},
 		{"policy", func(c *config.Config) { c.SecretPathPolicy = "/abs/{workspace_name}" }, "--secret-path-policy"},
+		{"no policy", func(c *config.Config) { c.SecretPathPolicy = "" }, "--secret-path-policy (PROVISIONER_SECRET_PATH_POLICY): required"},
 		{"lookup", func(c *config.Config) { c.Lookup = "sometimes" }, "--lookup"},
+		{"connector token", func(c *config.Config) { c.AirbyteConnectorToken = "widget" }, "--airbyte-connector-token"},
 		{"log format", func(c *config.Config) { c.LogFormat = "xml" }, "--log-format"},
 		{"stream name", func(c *config.Config) { c.RequestsStream = "A.B" }, "--requests-stream"},
 		{"max ack pending", func(c *config.Config) { c.MaxAckPending = 1 }, "--max-ack-pending"},
@@ -188,7 +192,13 @@ func TestHelmChartSetsOnlyRealSettings(t *testing.T) {
 	known := map[string]bool{}
 	c := config.Default()
 	c.FlagSet("run").VisitAll(func(f *flag.Flag) { known[config.EnvName(f.Name)] = true })
-	files, err := filepath.Glob(filepath.Join("..", "..", "deploy", "helm", "provisioner", "templates", "*"))
+	var files []string // every template, tests/ included
+	err := filepath.WalkDir(filepath.Join("..", "..", "deploy", "helm", "provisioner", "templates"), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, path)
+		}
+		return err
+	})
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no chart templates: %v", err)
 	}
@@ -207,5 +217,43 @@ func TestHelmChartSetsOnlyRealSettings(t *testing.T) {
 	}
 	if seen == 0 {
 		t.Fatal("the chart sets no PROVISIONER_* variable")
+	}
+}
+
+// Tenant isolation is on unless turned off in so many words.
+func TestSecretPathPolicyIsRequired(t *testing.T) {
+	tests := []struct {
+		name          string
+		policy        string
+		wantErr       string // "" = valid
+		wantUsesNames bool
+	}{
+		{"missing", "", "or --secret-path-policy=none", false},
+		{"explicitly none", config.NoSecretPathPolicy, "", false},
+		{"per workspace", "customers/{workspace_name}/", "", true},
+		{"shared prefix", "shared/", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid()
+			c.SecretPathPolicy = tc.policy
+			err := c.Validate()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "customers/{workspace_name}/") {
+					t.Fatalf("Validate() = %v, want a message saying how to choose (containing %q)", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := c.PathPolicy()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.UsesWorkspaceName() != tc.wantUsesNames {
+				t.Fatalf("UsesWorkspaceName = %v", p.UsesWorkspaceName())
+			}
+		})
 	}
 }

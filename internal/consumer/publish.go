@@ -53,7 +53,7 @@ func (p *Publisher) PublishResult(ctx context.Context, res *contract.Result, tra
 	if err != nil {
 		return fmt.Errorf("encode result: %w", err)
 	}
-	msg := &nats.Msg{Subject: p.topo.ResultSubject(res.Message), Data: body, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: p.topo.ResultSubject(res.Message, res.RequestID), Data: body, Header: nats.Header{}}
 	id := res.MsgID()
 	msg.Header.Set(jetstream.MsgIDHeader, id)
 	msg.Header.Set("ce-specversion", "1.0")
@@ -81,17 +81,32 @@ type DeadLetter struct {
 	Deliveries uint64
 }
 
-// PublishDeadLetter copies a request to the dead-letter stream with its original body and headers
-// plus the reason. Its Nats-Msg-Id is derived from the request id, so a redelivery or a second copy
+// PublishDeadLetter copies a request to the dead-letter stream plus the reason: its body with every
+// credentials object removed and cut to DeadLetterBodyLimit, and its headers but those that may
+// carry a credential (keepHeader). Its Nats-Msg-Id is derived from the request id, so a redelivery or a second copy
 // of the request that dead-letters again does not store a second dead letter.
 func (p *Publisher) PublishDeadLetter(ctx context.Context, orig jetstream.Msg, dl DeadLetter, now time.Time) error {
-	msg := &nats.Msg{Subject: p.topo.DLQSubject(p.suffix(orig.Subject())), Data: orig.Data(), Header: nats.Header{}}
+	body, treatment := deadLetterBody(orig.Data())
+	msg := &nats.Msg{Subject: p.topo.DLQSubject(p.suffix(orig.Subject())), Data: body, Header: nats.Header{}}
+	budget := deadLetterHeaderBudget // so that a dead letter always fits DLQMaxMsgSize
 	for k, vs := range orig.Headers() {
-		if k == jetstream.MsgIDHeader {
-			msg.Header[HeaderDLQOriginalMsg] = vs
+		if len(vs) == 0 {
 			continue
 		}
-		msg.Header[k] = vs
+		v := headerSafe(vs[0])
+		switch {
+		case k == jetstream.MsgIDHeader:
+			msg.Header.Set(HeaderDLQOriginalMsg, v)
+		case keepHeader(k) && len(k)+len(v) <= budget:
+			msg.Header.Set(k, v)
+			budget -= len(k) + len(v)
+		}
+	}
+	if treatment != "" {
+		msg.Header.Set(HeaderDLQBody, treatment)
+		if treatment != "redacted" {
+			msg.Header.Set(HeaderDLQBodyCut, strconv.Itoa(len(orig.Data())))
+		}
 	}
 	var seq uint64
 	stream := p.topo.RequestsStream

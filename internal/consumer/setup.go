@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/provisioner-dev/provisioner/contract"
 )
 
 // Topology names the streams, subjects and the consumer.
@@ -74,9 +76,10 @@ func (t Topology) RequestSubject(suffix string) string {
 	return t.SubjectPrefix + ".requests." + suffix
 }
 
-// ResultSubject is the subject of a result message.
-func (t Topology) ResultSubject(message string) string {
-	return t.SubjectPrefix + ".results." + message
+// ResultSubject is the subject of a request's result message: <prefix>.results.<message>.<request
+// token>, so that an app can await one request's verdict (see contract.ResultSubject).
+func (t Topology) ResultSubject(message, requestID string) string {
+	return contract.ResultSubject(t.SubjectPrefix, message, requestID)
 }
 
 // DLQSubject is the dead-letter subject of a request subject's suffix.

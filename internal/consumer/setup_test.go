@@ -100,9 +100,10 @@ func TestDefaultNakDelay(t *testing.T) {
 func TestTopologySubjects(t *testing.T) {
 	topo := consumer.Topology{SubjectPrefix: "acme"}.WithDefaults()
 	for got, want := range map[string]string{
-		topo.RequestSubject("customer.onboarded"): "acme.requests.customer.onboarded",
-		topo.ResultSubject("source_created"):      "acme.results.source_created",
-		topo.DLQSubject("credentials.submitted"):  "acme.dlq.credentials.submitted",
+		topo.RequestSubject("customer.onboarded"):     "acme.requests.customer.onboarded",
+		topo.ResultSubject("source_created", "req-7"): "acme.results.source_created.req-7",
+		topo.ResultSubject("source_created", "req.7"): "acme.results.source_created.sha256-d8e10534297243fd095169e340830ee3",
+		topo.DLQSubject("credentials.submitted"):      "acme.dlq.credentials.submitted",
 	} {
 		if got != want {
 			t.Errorf("%s, want %s", got, want)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/provisioner-dev/provisioner/internal/event"
 )
 
 // DriftKind says what a difference between the streams as found and as this replica would make them
@@ -86,8 +88,9 @@ func (e *DriftError) Error() string {
 // Stream limits the provisioner keeps on its own streams.
 const (
 	// RequestMaxMsgSize is the requests stream's max_msg_size: the documented request limit
-	// (event.MaxRequestBytes, 64 KiB) plus room for headers.
-	RequestMaxMsgSize = 64<<10 + 8<<10
+	// (event.MaxRequestBytes, 64 KiB, headers included). The stream refuses a larger request at
+	// publish, so the publisher learns at once.
+	RequestMaxMsgSize = event.MaxRequestBytes
 	// DLQMaxMsgSize is the dead-letter stream's max_msg_size: a dead letter's body is cut to
 	// DeadLetterBodyLimit and its headers are bounded, so one always fits.
 	DLQMaxMsgSize = 32 << 10

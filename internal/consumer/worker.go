@@ -3,12 +3,10 @@ package consumer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,6 +31,10 @@ type Metrics interface {
 	SetConsumerLag(pending, ackPending, redelivered uint64)
 }
 
+// OutcomeNATSUnavailable is the metrics outcome of a delivery returned because JetStream or the
+// ledger was briefly unreachable.
+const OutcomeNATSUnavailable = "nats_unavailable"
+
 // Readiness receives the worker's readiness condition. Implemented by *metrics.Health.
 type Readiness interface {
 	Set(condition string, ok bool, reason string)
@@ -53,8 +55,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// LagPollInterval is how often consumer info is read for the lag metrics; default 5s.
 	LagPollInterval time.Duration
-	Source          string // CloudEvents source of results
-	Now             func() time.Time
+	// Pull tunes the pull loop's leader-loss detection; zero values take the defaults.
+	Pull   PullConfig
+	Source string // CloudEvents source of results
+	Now    func() time.Time
 }
 
 // Worker pulls requests from the durable consumer and handles them.
@@ -90,6 +94,7 @@ func NewWorker(js jetstream.JetStream, cfg Config, h Handler, dec *event.Decoder
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.Pull = cfg.Pull.withDefaults()
 	return &Worker{
 		js: js, cfg: cfg, handler: h, decoder: dec, metrics: m, ready: ready, logger: logger,
 		publisher: NewPublisher(js, cfg.Topology, cfg.Source),
@@ -101,96 +106,6 @@ func DefaultNakDelay(delivery int) time.Duration {
 	d := time.Second << min(max(delivery-1, 0), 7)
 	d = min(d, 2*time.Minute)
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-}
-
-// Run consumes until ctx is cancelled, then drains: it stops fetching, lets in-flight requests
-// finish with a context that is not cancelled (bounded by ShutdownTimeout, after which they are
-// interrupted and Nak'd), Naks what was fetched but not started, and returns.
-func (w *Worker) Run(ctx context.Context) error {
-	cons, err := w.js.Consumer(ctx, w.cfg.Topology.RequestsStream, w.cfg.Topology.Consumer)
-	if err != nil {
-		w.ready.Set("consumer", false, "not bound")
-		if ctx.Err() != nil {
-			return nil // stopped before it began: nothing to drain
-		}
-		return fmt.Errorf("bind consumer %s: %w", w.cfg.Topology.Consumer, err)
-	}
-	// Buffer no more than we can start: a buffered message's AckWait is already running.
-	iter, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.Concurrency))
-	if err != nil {
-		return fmt.Errorf("consume: %w", err)
-	}
-	w.ready.Set("consumer", true, "")
-	w.logger.Info("consuming", "stream", w.cfg.Topology.RequestsStream, "consumer", w.cfg.Topology.Consumer, "concurrency", w.cfg.Concurrency)
-
-	// In-flight requests outlive ctx: shutdown waits for them, then interrupts them.
-	workCtx, interrupt := context.WithCancel(context.WithoutCancel(ctx))
-	defer interrupt()
-	lagCtx, stopLag := context.WithCancel(ctx)
-	defer stopLag()
-	go w.pollLag(lagCtx, cons)
-
-	slots := make(chan struct{}, w.cfg.Concurrency)
-	var inflight sync.WaitGroup
-	var loopErr error
-loop:
-	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			break loop
-		}
-		msg, err := iter.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			<-slots
-			if ctx.Err() != nil {
-				break loop
-			}
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				loopErr = errors.New("consumer: message iterator closed")
-				break loop
-			}
-			// the library resumes by itself after reconnects and missed heartbeats; report and go on
-			w.logger.Warn("pull failed; retrying", "error", err)
-			select {
-			case <-time.After(time.Second):
-			case <-ctx.Done():
-				break loop
-			}
-			continue
-		}
-		inflight.Add(1)
-		go func() {
-			defer func() { <-slots; inflight.Done() }()
-			w.handle(workCtx, msg)
-		}()
-	}
-
-	w.ready.Set("draining", false, "shutting down")
-	w.ready.Set("consumer", false, "draining")
-	iter.Drain()
-	// Whatever was fetched but not started goes back at once rather than after AckWait.
-	nakCtx, cancelNak := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	for {
-		msg, err := iter.Next(jetstream.NextContext(nakCtx))
-		if err != nil {
-			break
-		}
-		_ = msg.Nak()
-	}
-	cancelNak()
-
-	done := make(chan struct{})
-	go func() { inflight.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(w.cfg.ShutdownTimeout):
-		w.logger.Warn("shutdown timeout: interrupting in-flight requests", "timeout", w.cfg.ShutdownTimeout)
-		interrupt()
-		<-done
-	}
-	w.logger.Info("drained")
-	return loopErr
 }
 
 // handle processes one message end to end.
@@ -233,15 +148,20 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	if err != nil {
 		id, ws := event.PeekID(msg.Data())
 		if id == "" {
+			// the publisher's de-duplication id is the request id the app knows (publish and the client set it)
+			id = msg.Headers().Get(jetstream.MsgIDHeader)
+		}
+		if id == "" || len(id) > 128 {
 			id = "seq-" + strconv.FormatUint(meta.Sequence.Stream, 10)
 		}
 		code, _ := event.CodeOf(err)
 		if kind == contract.KindUnknown {
 			kind = contract.KindCredentialsSubmitted // error results of unknown subjects use source_create_error
 		}
-		logger.Warn("invalid request", "request_id", id, "code", code, "error", err)
+		// the error result says it (dev prints it); one line per verdict, so this one is debug
+		logger.Debug("invalid request", "request_id", id, "code", code, "error", err)
 		dec = provision.Decision{
-			Action: provision.DeadLetter, Outcome: provision.OutcomePermanentError, Err: err,
+			Action: provision.DeadLetter, Outcome: provision.OutcomeDeadLetter, Err: err,
 			Result: event.ErrorResult(kind, id, ws, delivery, code, errorText(err), false, w.cfg.Now()),
 		}
 	} else {
@@ -269,6 +189,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		outcome = dec.Outcome
 		w.finish(ctx, msg, logger, dec, delivery, &meta.NumDelivered)
 	default:
+		if code, _ := event.CodeOf(dec.Err); code == contract.CodeNATSUnavailable {
+			outcome = OutcomeNATSUnavailable
+		}
 		delay := w.cfg.NakDelay(delivery)
 		if dec.RetryAfter > 0 {
 			delay = dec.RetryAfter
@@ -306,7 +229,8 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, logger *slog.Log
 		return
 	}
 	w.metrics.DeadLettered(string(code))
-	logger.Warn("request failed", "code", code, "retryable", dec.Result.Error.Retryable, "error", dec.Err)
+	// the verdict is the result event (and the dead-letter metric); the log line is for debugging
+	logger.Debug("request failed", "code", code, "retryable", dec.Result.Error.Retryable, "error", dec.Err)
 	if err := msg.TermWithReason(string(code)); err != nil {
 		logger.Warn("term failed; a redelivery will dead-letter it again (deduplicated)", "error", err)
 	}
@@ -321,23 +245,4 @@ func errorText(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-// pollLag reads the consumer's pending counts for the lag metrics.
-func (w *Worker) pollLag(ctx context.Context, cons jetstream.Consumer) {
-	t := time.NewTicker(w.cfg.LagPollInterval)
-	defer t.Stop()
-	for {
-		infoCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		info, err := cons.Info(infoCtx)
-		cancel()
-		if err == nil {
-			w.metrics.SetConsumerLag(info.NumPending, uint64(info.NumAckPending), uint64(info.NumRedelivered))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }

@@ -47,7 +47,7 @@ func (d *Decoder) Decode(kind contract.Kind, body []byte) (Request, error) {
 		return Request{Kind: kind}, Coded(contract.CodeUnsupportedSubject, false, errors.New("no request kind is published on this subject"))
 	}
 	if len(body) > MaxRequestBytes {
-		return Request{Kind: kind}, Coded(contract.CodeSchemaViolation, false, fmt.Errorf("request is %d bytes, more than %d", len(body), MaxRequestBytes))
+		return Request{Kind: kind}, Coded(contract.CodeSchemaViolation, false, fmt.Errorf("request is %d bytes; a request is at most 64 KiB (%d bytes): send references, not data", len(body), MaxRequestBytes))
 	}
 	body = unwrapCloudEvent(body)
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
@@ -55,7 +55,7 @@ func (d *Decoder) Decode(kind contract.Kind, body []byte) (Request, error) {
 		return Request{Kind: kind}, Coded(contract.CodeInvalidJSON, false, errors.New("request is not valid JSON"))
 	}
 	if err := d.schemas.Validate(schema, doc); err != nil {
-		return Request{Kind: kind}, Coded(contract.CodeSchemaViolation, false, err)
+		return Request{Kind: kind}, Coded(contract.CodeSchemaViolation, false, explainSchema(kind, doc, err))
 	}
 	req := Request{Kind: kind}
 	switch kind {

@@ -53,13 +53,13 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		Kinds:    []string{"credentials_submitted", "customer_onboarded", "unknown"},
-		Outcomes: []string{"created", "adopted", "replayed", "workspace_ready", "permanent_error", "retry", "dead_letter"},
+		Outcomes: []string{"created", "adopted", "replayed", "workspace_ready", "permanent_error", "retry", "nats_unavailable", "dead_letter"},
 		Reasons: []string{
 			"invalid_json", "schema_violation", "unsupported_subject", "invalid_secret_ref",
 			"forbidden_secret_ref", "secret_not_found", "secret_permission_denied",
 			"secret_backend_unavailable", "invalid_credentials", "airbyte_bad_request",
 			"airbyte_unauthorized", "airbyte_forbidden", "airbyte_not_found", "airbyte_unavailable",
-			"lease_unavailable", "internal_error",
+			"lease_unavailable", "nats_unavailable", "internal_error",
 		},
 		Messages: []string{
 			"source_created", "source_create_error", "workspace_ready", "workspace_error",

@@ -19,7 +19,7 @@ var _ airbyte.Observer = (*metrics.Metrics)(nil)
 // "other"), its token events are counted, and the workspace name appears in no label.
 func TestAirbyteClientAgainstTheSandbox(t *testing.T) {
 	const workspace = "acme-metrics-workspace"
-	_, baseURL := sandboxtest.Start(t, sandbox.Config{ClientID: "id", ClientSecret: "shh"})
+	_, baseURL := sandboxtest.Start(t, sandbox.Config{ClientID: "id", ClientSecret: "shh", StrictAuth: true})
 	m, reg := newMetrics(t, nil)
 	client, err := airbyte.New(airbyte.Config{
 		BaseURL:       baseURL,
@@ -50,8 +50,8 @@ func TestAirbyteClientAgainstTheSandbox(t *testing.T) {
 	if got := sample(t, reg, "provisioner_token_mints_total", "kind", "scoped"); got != 1 {
 		t.Errorf("scoped mints = %v, want 1", got)
 	}
-	if got := sample(t, reg, "provisioner_token_cache_hits_total", "kind", "scoped"); got < 1 {
-		t.Errorf("scoped cache hits = %v, want >= 1 (the list reused the create's token)", got)
+	if got := sample(t, reg, "provisioner_token_cache_hits_total", "kind", "application"); got < 2 {
+		t.Errorf("application cache hits = %v, want >= 2 (the create and the list reused the token the scoped mint used)", got)
 	}
 	assertLabelsClosed(t, reg)
 	mfs, err := reg.Gather()

@@ -83,7 +83,11 @@ func (s *Server) Start() (addr string, err error) {
 	}
 	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
-		return "", fmt.Errorf("metrics server: listen on %q: %w", s.addr, err)
+		var opErr *net.OpError
+		if errors.As(err, &opErr) {
+			err = opErr.Err // "bind: address already in use", without naming the address twice
+		}
+		return "", fmt.Errorf("metrics server: cannot listen on %s (--metrics-addr): %w", s.addr, err)
 	}
 	s.started = true
 	s.served = make(chan struct{})

@@ -22,7 +22,18 @@ type Config struct {
 	ServerName string
 	// Logs turns on the server's own log lines (noisy; off by default).
 	Logs bool
+	// SyncInterval is how often JetStream fsyncs its files; 0 = the server's default (2m). Writes
+	// reach the operating system at once either way: a crash of the process loses nothing, a power
+	// loss (or kernel crash) loses what was written since the last fsync — up to SyncInterval of
+	// acknowledged requests, results and ledger entries.
+	SyncInterval time.Duration
+	// SyncAlways fsyncs every write before it is acknowledged: nothing acknowledged is lost to a
+	// power loss, at the cost of one fsync per write (see README, "Durability").
+	SyncAlways bool
 }
+
+// DefaultSyncInterval is nats-server's own default fsync interval.
+const DefaultSyncInterval = 2 * time.Minute
 
 // Server is a running embedded nats-server.
 type Server struct {
@@ -51,6 +62,12 @@ func Start(cfg Config) (*Server, error) {
 		NoSigs:     true,
 		// a worker publishes results and dead letters synchronously; keep the write path tight
 		MaxPayload: 1 << 20,
+	}
+	if cfg.SyncAlways {
+		opts.SyncAlways = true
+		opts.SyncInterval = DefaultSyncInterval
+	} else if cfg.SyncInterval > 0 {
+		opts.SyncInterval = cfg.SyncInterval
 	}
 	if !cfg.Logs {
 		opts.NoLog = true
@@ -88,4 +105,13 @@ func (s *Server) Port() int {
 		return a.Port
 	}
 	return 0
+}
+
+// Sync reports the fsync policy JetStream runs with.
+func (s *Server) Sync() (always bool, interval time.Duration) {
+	jc := s.srv.JetStreamConfig()
+	if jc == nil {
+		return false, 0
+	}
+	return jc.SyncAlways, jc.SyncInterval
 }

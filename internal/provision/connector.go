@@ -59,7 +59,7 @@ func (s *Service) credentialsSubmitted(ctx context.Context, req event.Request, d
 	id := ledger.Identity{WorkspaceName: r.WorkspaceName, ConnectorKind: r.ConnectorKind(), Name: r.ConnectorName()}
 	claim, err := s.claim(ctx, id, r.ID, d)
 	if err != nil {
-		return s.fail(req, d, event.Coded(contract.CodeInternal, true, err))
+		return s.fail(req, d, classifyNATS("ledger claim", err))
 	}
 	switch claim.Outcome {
 	case ledger.Done:
@@ -228,7 +228,7 @@ func (s *Service) provision(ctx context.Context, req event.Request, d Delivery, 
 	if adopted {
 		outcome = OutcomeAdopted
 	}
-	d.Logger.Info("connector ready", "connector_id", data.ID, "outcome", outcome, "workspace_id", ws.ID)
+	d.Logger.Debug("connector ready", "connector_id", data.ID, "outcome", outcome, "workspace_id", ws.ID)
 	return Decision{Action: Ack, Outcome: outcome, Result: &contract.Result{
 		Type: contract.ResultType, Message: contract.MessageSourceCreated, Data: body,
 		RequestID: r.ID, WorkspaceName: r.WorkspaceName, WorkspaceID: ws.ID,
@@ -286,7 +286,7 @@ func (s *Service) lookup(ctx context.Context, r *contract.CredentialsSubmitted) 
 func sameKind(r *contract.CredentialsSubmitted, t airbyte.SummarizedSourceTemplate) bool {
 	switch {
 	case r.ConnectorType != "":
-		return t.ConnectorName == "" || strings.EqualFold(t.ConnectorName, r.ConnectorType)
+		return t.Matches(r.ConnectorType)
 	case r.DefinitionID != "":
 		return strings.EqualFold(t.ActorDefinitionID, r.DefinitionID)
 	default:

@@ -150,6 +150,7 @@ func (a Action) String() string {
 // Outcomes, as counted by metrics.
 const (
 	OutcomeCreated        = "created"
+	OutcomeWorkspaceReady = "workspace_ready"
 	OutcomeAdopted        = "adopted"
 	OutcomeReplayed       = "replayed"
 	OutcomePermanentError = "permanent_error"
@@ -208,6 +209,12 @@ func errorMessage(err error) string {
 
 func (s *Service) customerOnboarded(ctx context.Context, req event.Request, d Delivery) Decision {
 	r := req.CustomerOnboarded
+	if s.cfg.Policy.UsesWorkspaceName() {
+		// refused here, once, rather than at every credentials request of a workspace no secret fits
+		if err := vault.CheckWorkspaceName(r.WorkspaceName); err != nil {
+			return s.fail(req, d, event.Coded(contract.CodeSchemaViolation, false, err))
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Budget)
 	defer cancel()
 	ws, err := s.airbyte.EnsureWorkspace(ctx, r.WorkspaceName, r.RegionID)
@@ -223,7 +230,7 @@ func (s *Service) customerOnboarded(ctx context.Context, req event.Request, d De
 		return s.fail(req, d, event.Coded(contract.CodeInternal, false, err))
 	}
 	d.Logger.Debug("workspace ready", "workspace_id", ws.ID)
-	return Decision{Action: Ack, Outcome: OutcomeCreated, Result: &contract.Result{
+	return Decision{Action: Ack, Outcome: OutcomeWorkspaceReady, Result: &contract.Result{
 		Type: contract.ResultType, Message: contract.MessageWorkspaceReady, Data: data,
 		RequestID: r.ID, WorkspaceName: r.WorkspaceName, WorkspaceID: ws.ID,
 		Attempts: max(d.Number, 1), ProducedAt: s.cfg.Now().UTC(),
@@ -235,28 +242,32 @@ func (s *Service) customerOnboarded(ctx context.Context, req event.Request, d De
 func classifyAirbyte(op string, err error) error {
 	var apiErr *airbyte.APIError
 	var trErr *airbyte.TransportError
+	var ce *event.CodedError
+	if errors.As(err, &ce) {
+		return err // classified already (a step of the operation): one code, each prefix once
+	}
+	// The client's errors name their operation already ("airbyte connectors_create: 422 ..."):
+	// they are kept as they are, so that each prefix appears once.
 	switch {
 	case errors.As(err, &apiErr):
 		switch {
 		case apiErr.StatusCode == 400 || apiErr.StatusCode == 422:
-			return event.Coded(contract.CodeAirbyteBadRequest, false, fmt.Errorf("%s: %w", op, err))
+			return event.Coded(contract.CodeAirbyteBadRequest, false, err)
 		case apiErr.StatusCode == 401:
-			return event.Coded(contract.CodeAirbyteUnauthorized, false, fmt.Errorf("%s: %w", op, err))
+			return event.Coded(contract.CodeAirbyteUnauthorized, false, err)
 		case apiErr.StatusCode == 403:
-			return event.Coded(contract.CodeAirbyteForbidden, false, fmt.Errorf("%s: %w", op, err))
+			return event.Coded(contract.CodeAirbyteForbidden, false, err)
 		case apiErr.StatusCode == 404:
-			return event.Coded(contract.CodeAirbyteNotFound, false, fmt.Errorf("%s: %w", op, err))
+			return event.Coded(contract.CodeAirbyteNotFound, false, err)
 		}
 		// 429 and every 5xx: Airbyte may answer differently on a later delivery.
-		return event.Coded(contract.CodeAirbyteUnavailable, true, fmt.Errorf("%s: %w", op, err))
-	case errors.As(err, &trErr), errors.Is(err, context.DeadlineExceeded):
+		return event.Coded(contract.CodeAirbyteUnavailable, true, err)
+	case errors.As(err, &trErr):
+		return event.Coded(contract.CodeAirbyteUnavailable, true, err)
+	case errors.Is(err, context.DeadlineExceeded):
 		return event.Coded(contract.CodeAirbyteUnavailable, true, fmt.Errorf("%s: %w", op, err))
 	case errors.Is(err, context.Canceled):
 		return event.Coded(contract.CodeAirbyteUnavailable, true, fmt.Errorf("%s: interrupted: %w", op, err))
-	}
-	var ce *event.CodedError
-	if errors.As(err, &ce) {
-		return err
 	}
 	return event.Coded(contract.CodeInternal, false, fmt.Errorf("%s: %w", op, err))
 }

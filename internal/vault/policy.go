@@ -2,7 +2,10 @@ package vault
 
 import (
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // WorkspacePlaceholder is the one placeholder a policy template may contain.
@@ -85,4 +88,55 @@ func (p *Policy) Check(ref Ref, workspaceName string) error {
 func (p *Policy) forbidden(ref Ref, workspaceName string, prefix []string) error {
 	return &ForbiddenError{Ref: ref, Workspace: workspaceName,
 		Reason: "path is not under " + strings.Join(prefix, "/") + "/"}
+}
+
+// UsesWorkspaceName reports whether the policy substitutes the workspace name into secret paths,
+// so that only names CheckWorkspaceName accepts can ever hold a secret.
+func (p *Policy) UsesWorkspaceName() bool {
+	return p != nil && slices.Contains(p.segments, WorkspacePlaceholder)
+}
+
+// WorkspaceNameError says why a workspace name cannot stand for {workspace_name} in a secret path.
+type WorkspaceNameError struct {
+	Name   string
+	Reason string
+}
+
+func (e *WorkspaceNameError) Error() string {
+	return "workspace name " + strconv.Quote(e.Name) + " " + e.Reason +
+		": a workspace name is one path segment of ASCII letters, digits, '_', '-' and '.' (not dots only, at most " +
+		strconv.Itoa(maxSegmentLen) + " characters), e.g. acme or acme-corp"
+}
+
+// CheckWorkspaceName checks a workspace name against the rule the policy applies when it puts the
+// name into a path (the rule Check uses), and names the first character it refuses. Onboarding and
+// `provisioner publish` call it, so that a name no secret could be stored under is refused at once.
+func CheckWorkspaceName(name string) error {
+	switch {
+	case name == "":
+		return &WorkspaceNameError{Name: name, Reason: "is empty"}
+	case len(name) > maxSegmentLen:
+		return &WorkspaceNameError{Name: name, Reason: "is " + strconv.Itoa(len(name)) + " bytes long"}
+	case strings.Trim(name, ".") == "":
+		return &WorkspaceNameError{Name: name, Reason: "is dots only"}
+	}
+	if isName(name, maxSegmentLen) {
+		return nil
+	}
+	pos := 0
+	for _, r := range name {
+		pos++
+		if r < utf8.RuneSelf && isName("_"+string(r), maxSegmentLen) { // one allowed byte
+			continue
+		}
+		what := strconv.QuoteRune(r)
+		switch r {
+		case ' ':
+			what = "a space"
+		case '/':
+			what = "'/' (a path separator)"
+		}
+		return &WorkspaceNameError{Name: name, Reason: "contains " + what + " at position " + strconv.Itoa(pos)}
+	}
+	return &WorkspaceNameError{Name: name, Reason: "is not a valid path segment"}
 }

@@ -40,6 +40,8 @@ type options struct {
 	workers      int
 	kills        int
 	natsRestarts int
+	cluster      int // 0 = one embedded server; else a cluster of this many nats-server processes
+	leaderKills  int
 	bin          string
 	timeout      time.Duration
 	rate         float64
@@ -69,7 +71,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.plan.Seed, "seed", 0, "seed of the plan, the chaos schedule and the sandbox's faults (0 = from the clock)")
 	fs.IntVar(&o.workers, "workers", 3, "worker processes sharing the consumer")
 	fs.IntVar(&o.kills, "kills", 5, "worker SIGKILL+restarts over the run")
-	fs.IntVar(&o.natsRestarts, "nats-restarts", 1, "NATS server restarts over the run")
+	fs.IntVar(&o.natsRestarts, "nats-restarts", 1, "NATS server restarts over the run (one server only)")
+	fs.IntVar(&o.cluster, "cluster", 0, "run on a cluster of this many nats-server processes (3: R3 streams and ledger) instead of one embedded server")
+	fs.IntVar(&o.leaderKills, "leader-kills", 4, "with -cluster: SIGKILL+restarts of the node leading the requests stream, the consumer, the ledger or the results stream, in turn")
 	fs.StringVar(&o.bin, "bin", "", "provisioner binary (empty = go build ./cmd/provisioner into the work directory)")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up (and fail) after this long")
 	fs.Float64Var(&o.rate, "rate", 400, "publishes per second (0 = unlimited)")
@@ -100,6 +104,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case o.workers < 1:
 		return o, fmt.Errorf("-workers must be at least 1")
+	case o.cluster != 0 && (o.cluster < 3 || o.natsRestarts != 0 || o.leaderKills < 0):
+		return o, fmt.Errorf("-cluster needs at least 3 nodes, -nats-restarts 0 (kill leaders with -leader-kills instead)")
 	case o.kills < 0 || o.natsRestarts < 0 || o.lateResends < 0:
 		return o, fmt.Errorf("-kills, -nats-restarts and -late-resends must not be negative")
 	case o.faultRate < 0 || o.faultRate > 0.5 || o.commitFail < 0 || o.commitFail > 0.5:

@@ -67,14 +67,14 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 		}
 	}
 
-	broker, err := startBroker(filepath.Join(dir, "nats"))
+	broker, cluster, natsURL, err := startNATS(ctx, o, dir)
 	if err != nil {
 		return nil, err
 	}
-	defer broker.Shutdown()
+	defer stopNATS(broker, cluster)
 
 	sbCtx, stopSandbox := context.WithCancel(context.WithoutCancel(ctx))
-	sb := sandbox.New(sandbox.Config{Seed: o.plan.Seed, Faults: faultPlan(o)})
+	sb := sandbox.New(sandbox.Config{Seed: o.plan.Seed, Faults: faultPlan(o), StrictAuth: true})
 	airbyteURL, sbDone, err := sb.Serve(sbCtx, "127.0.0.1:0")
 	if err != nil {
 		stopSandbox()
@@ -82,7 +82,7 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 	}
 	defer func() { stopSandbox(); <-sbDone }()
 
-	nc, err := nats.Connect(broker.URL(), nats.Name("chaos soak"), nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond))
+	nc, err := nats.Connect(natsURL, nats.Name("chaos soak"), nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond))
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats: %w", err)
 	}
@@ -96,10 +96,11 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 	if err := os.MkdirAll(logDir, 0o750); err != nil {
 		return nil, err
 	}
+	workersStarted := time.Now()
 	workers, err := StartWorkers(WorkerSpec{
 		Bin: bin, LogDir: logDir,
-		Args: []string{"run",
-			"--nats-url", broker.URL(),
+		Args: append([]string{"run",
+			"--nats-url", natsURL,
 			"--airbyte-url", airbyteURL,
 			"--airbyte-client-id", sandbox.DefaultClientID,
 			"--secrets-dir", secretsDir,
@@ -112,7 +113,7 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 			"--shutdown-timeout", "10s",
 			"--lookup", o.lookup,
 			"--log-format", "json",
-		},
+		}, clusterWorkerArgs(o)...),
 		// the client secret travels in the environment, never on a command line
 		Env:           []string{"PROVISIONER_AIRBYTE_CLIENT_SECRET=" + sandbox.DefaultClientSecret},
 		StartedMarker: `"msg":"worker started"`,
@@ -127,10 +128,14 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 		}
 	}()
 
+	var timing ClusterStats
 	runCtx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	setupCtx, cancelSetup := context.WithTimeout(runCtx, time.Minute)
 	err = WaitForConsumer(setupCtx, js)
+	if err == nil {
+		timing.ColdStart, err = waitConsuming(setupCtx, workers, workersStarted)
+	}
 	cancelSetup()
 	if err != nil {
 		return nil, err
@@ -152,11 +157,18 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 		pubDone <- Publish(runCtx, js, plan, o.rate, tl, func(n int) { published.Store(int64(n)) }, logger)
 	}()
 
-	ch := &chaos{workers: workers, broker: broker, logger: logger, rng: rand.New(rand.NewPCG(uint64(o.plan.Seed), 0x6b696c6c))}
+	stalls := &stallTracker{plan: plan, reader: reader, published: &published}
+	stallCtx, stopStalls := context.WithCancel(runCtx)
+	go stalls.run(stallCtx)
+	ch := &chaos{workers: workers, broker: broker, cluster: cluster, js: js, logger: logger, rng: rand.New(rand.NewPCG(uint64(o.plan.Seed), 0x6b696c6c))}
+	steps := schedule(o.kills, o.natsRestarts)
+	if cluster != nil {
+		steps = withLeaderKills(steps, o.leaderKills)
+	}
 	chaosDone := make(chan struct{})
 	go func() {
 		defer close(chaosDone)
-		ch.run(runCtx, schedule(o.kills, o.natsRestarts), func() float64 {
+		ch.run(runCtx, steps, func() float64 {
 			return float64(reader.Answered()) / float64(len(plan.Requests))
 		})
 	}()
@@ -164,6 +176,7 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 	var problems []string
 	convergeErr := converge(runCtx, js, logger, len(plan.Sends), len(plan.Requests), &published, pubDone, chaosDone, reader, ch)
 	converged := time.Since(began)
+	stopStalls()
 	if convergeErr == nil && o.lateResends > 0 {
 		convergeErr = resendLate(runCtx, js, plan, o.lateResends, o.lateAfter, tl, logger, reader, ch)
 	}
@@ -186,6 +199,13 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 	}
 	rep := Verify(plan, obs)
 	rep.Problems = append(problems, rep.Problems...)
+	timing.LeaderKills = int(ch.leaderKills.Load())
+	var stallFrom time.Time
+	timing.MaxStall, stallFrom = stalls.Max()
+	rep.Cluster = timing
+	if timing.LeaderKills < o.leaderKills && cluster != nil {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("the chaos fell short: %d of %d leader kills", timing.LeaderKills, o.leaderKills))
+	}
 	if kills, restarts := ch.counts(); kills < o.kills || restarts < o.natsRestarts {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("the chaos fell short: %d of %d kills, %d of %d NATS restarts", kills, o.kills, restarts, o.natsRestarts))
 	}
@@ -211,13 +231,23 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 	for k, v := range logLeaks {
 		leaks[k] += v
 	}
+	dlqLeaks, err := scanDeadLetters(finalCtx, js, needles)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range dlqLeaks {
+		leaks[k] += v
+	}
 	for _, k := range slices.Sorted(maps.Keys(leaks)) {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("secret or token leaked: %s (%d times)", k, leaks[k]))
 	}
 
 	kills, restarts := ch.counts()
 	stats := sb.Stats()
-	fmt.Fprintf(out, "chaos: converged in %s; kills=%d nats_restarts=%d worker_logs=%d\n", converged.Round(time.Millisecond), kills, restarts, len(workers.Logs()))
+	fmt.Fprintf(out, "chaos: converged in %s; kills=%d nats_restarts=%d leader_kills=%d worker_logs=%d\n", converged.Round(time.Millisecond), kills, restarts, timing.LeaderKills, len(workers.Logs()))
+	if !stallFrom.IsZero() {
+		fmt.Fprintf(out, "chaos: longest stall %.1fs from %s (%.1fs into the run)\n", timing.MaxStall.Seconds(), stallFrom.Format("15:04:05.000"), stallFrom.Sub(began).Seconds())
+	}
 	fmt.Fprintf(out, "chaos: sandbox calls: %s\n", counts(stats.Requests))
 	fmt.Fprintf(out, "chaos: sandbox faults: %s; connectors created=%d (committed then failed=%d); tokens minted: %s\n",
 		counts(stats.Faults), stats.Created, stats.CommittedThenFailed, counts(stats.TokensMinted))
@@ -323,8 +353,9 @@ func (b *broker) Shutdown() {
 
 // step is one act of chaos, done once progress (the share of request ids answered) reaches at.
 type step struct {
-	at          float64
-	restartNATS bool
+	at           float64
+	restartNATS  bool
+	leaderTarget string // with -cluster: SIGKILL the node leading this (see cluster.go)
 }
 
 // schedule spreads the kills over 15%-75% of progress and the NATS restarts around the middle.
@@ -336,18 +367,24 @@ func schedule(kills, natsRestarts int) []step {
 	for j := range natsRestarts {
 		steps = append(steps, step{at: 0.1 + 0.8*float64(2*j+1)/float64(2*natsRestarts), restartNATS: true})
 	}
-	sort.SliceStable(steps, func(a, b int) bool { return steps[a].at < steps[b].at })
+	sortSteps(steps)
 	return steps
+}
+
+func sortSteps(steps []step) {
+	sort.SliceStable(steps, func(a, b int) bool { return steps[a].at < steps[b].at })
 }
 
 // chaos carries out a schedule.
 type chaos struct {
 	workers *Workers
-	broker  *broker
+	broker  *broker      // one server (nil with -cluster)
+	cluster *natsCluster // with -cluster
+	js      jetstream.JetStream
 	logger  *slog.Logger
 	rng     *rand.Rand
 
-	kills, restarts atomic.Int64
+	kills, restarts, leaderKills atomic.Int64
 }
 
 func (c *chaos) run(ctx context.Context, steps []step, progress func() float64) {
@@ -358,6 +395,10 @@ func (c *chaos) run(ctx context.Context, steps []step, progress func() float64) 
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
+		}
+		if s.leaderTarget != "" {
+			c.killLeader(ctx, s.leaderTarget, progress())
+			continue
 		}
 		if s.restartNATS {
 			c.logger.Info("chaos: restarting the NATS server", "progress", fmt.Sprintf("%.0f%%", 100*progress()))

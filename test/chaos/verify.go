@@ -92,12 +92,13 @@ type Report struct {
 	Pending                                      uint64
 	Problems                                     []string
 	Suspects                                     []string // request ids whose timeline explains a problem
+	Cluster                                      ClusterStats
 }
 
 // Line is the one line the soak ends with.
 func (r Report) Line() string {
 	return fmt.Sprintf("chaos: requests=%d identities=%d connectors=%d duplicates=%d results=%d missing_results=%d extra_results=%d dead_letters=%d expected_dead_letters=%d pending=%d",
-		r.Requests, r.Identities, r.Connectors, r.Duplicates, r.Results, r.MissingResults, r.ExtraResults, r.DeadLetters, r.ExpectedDeadLetters, r.Pending)
+		r.Requests, r.Identities, r.Connectors, r.Duplicates, r.Results, r.MissingResults, r.ExtraResults, r.DeadLetters, r.ExpectedDeadLetters, r.Pending) + r.Cluster.fields()
 }
 
 // OK is the verdict: every guarantee held.

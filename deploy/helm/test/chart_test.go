@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -32,9 +34,11 @@ type renderCase struct {
 
 var renderCases = []renderCase{
 	{
-		name:   "default values",
-		golden: "default.yaml",
-		kinds:  []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "ServiceAccount"},
+		// the defaults refuse to render (no Airbyte client id, no secret backend); this is the least added
+		name:   "minimal values",
+		args:   []string{"-f", chartDir + "/ci/minimal-values.yaml"},
+		golden: "minimal.yaml",
+		kinds:  []string{"ConfigMap", "Deployment", "Pod", "PodDisruptionBudget", "Service", "ServiceAccount"},
 		check: func(t *testing.T, objs []runtime.Object) {
 			d := only[*appsv1.Deployment](t, objs)
 			if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
@@ -49,7 +53,7 @@ var renderCases = []renderCase{
 		name:   "every optional part on",
 		args:   []string{"-f", chartDir + "/ci/all-on-values.yaml"},
 		golden: "all-on.yaml",
-		kinds: []string{"ConfigMap", "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy",
+		kinds: []string{"ConfigMap", "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy", "Pod",
 			"PodDisruptionBudget", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"},
 		check: func(t *testing.T, objs []runtime.Object) {
 			d := only[*appsv1.Deployment](t, objs)
@@ -100,7 +104,7 @@ var renderCases = []renderCase{
 		name:   "KEDA on the consumer lag",
 		args:   []string{"-f", chartDir + "/ci/keda-values.yaml"},
 		golden: "keda.yaml",
-		kinds:  []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "ScaledObject", "Service", "ServiceAccount"},
+		kinds:  []string{"ConfigMap", "Deployment", "Pod", "PodDisruptionBudget", "ScaledObject", "Service", "ServiceAccount"},
 		check: func(t *testing.T, objs []runtime.Object) {
 			so := only[*unstructured.Unstructured](t, objs)
 			triggers, _, _ := unstructured.NestedSlice(so.Object, "spec", "triggers")
@@ -110,7 +114,7 @@ var renderCases = []renderCase{
 			tr := triggers[0].(map[string]any)
 			meta, _, _ := unstructured.NestedStringMap(tr, "metadata")
 			want := map[string]string{
-				"natsServerMonitoringEndpoint": "nats.nats.svc:8222", "account": "$G", "stream": "PROVISIONER_REQUESTS",
+				"natsServerMonitoringEndpoint": "nats.nats.svc:8222", "account": "PROVISIONER", "stream": "PROVISIONER_REQUESTS",
 				"consumer": "provisioner", "lagThreshold": "50", "activationLagThreshold": "1", "useHttps": "false",
 			}
 			if tr["type"] != "nats-jetstream" || !mapsEqual(meta, want) {
@@ -150,6 +154,7 @@ func TestRenderStrict(t *testing.T) {
 				t.Errorf("kinds = %v, want %v", kinds, tc.kinds)
 			}
 			checkDeploymentInvariants(t, only[*appsv1.Deployment](t, objs), configMap(t, objs, releaseName))
+			checkDoctorPod(t, only[*appsv1.Deployment](t, objs), only[*corev1.Pod](t, objs), objs)
 			tc.check(t, objs)
 			if tc.golden != "" {
 				compareGolden(t, tc.golden, out)
@@ -226,6 +231,44 @@ func checkDeploymentInvariants(t *testing.T, d *appsv1.Deployment, cm *corev1.Co
 		if secretish.MatchString(key) {
 			t.Errorf("ConfigMap carries %s; secrets must come from a Secret", key)
 		}
+	}
+}
+
+// checkDoctorPod: the helm test pod runs `provisioner doctor` with exactly the worker's configuration
+// (environment, Secrets, files, service account) and is selected by none of the worker's objects.
+func checkDoctorPod(t *testing.T, d *appsv1.Deployment, p *corev1.Pod, objs []runtime.Object) {
+	t.Helper()
+	if p.Annotations["helm.sh/hook"] != "test" {
+		t.Errorf("doctor pod hook = %q, want test", p.Annotations["helm.sh/hook"])
+	}
+	worker, doctor := d.Spec.Template.Spec, p.Spec
+	if len(doctor.Containers) != 1 || !slices.Equal(doctor.Containers[0].Args, []string{"doctor"}) {
+		t.Fatalf("doctor pod containers = %+v, want one running doctor", doctor.Containers)
+	}
+	wc, dc := worker.Containers[0], doctor.Containers[0]
+	for _, same := range []struct {
+		what        string
+		worker, pod any
+	}{
+		{"image", wc.Image, dc.Image},
+		{"envFrom", wc.EnvFrom, dc.EnvFrom},
+		{"env", wc.Env, dc.Env},
+		{"volumeMounts", wc.VolumeMounts, dc.VolumeMounts},
+		{"volumes", worker.Volumes, doctor.Volumes},
+		{"securityContext", wc.SecurityContext, dc.SecurityContext},
+		{"serviceAccountName", worker.ServiceAccountName, doctor.ServiceAccountName},
+		{"automountServiceAccountToken", worker.AutomountServiceAccountToken, doctor.AutomountServiceAccountToken},
+	} {
+		if !reflect.DeepEqual(same.worker, same.pod) {
+			t.Errorf("doctor pod %s differs from the worker's:\n worker %+v\n doctor %+v", same.what, same.worker, same.pod)
+		}
+	}
+	if doctor.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("doctor pod restartPolicy = %q, want Never", doctor.RestartPolicy)
+	}
+	selector := labels.SelectorFromSet(d.Spec.Selector.MatchLabels)
+	if selector.Matches(labels.Set(p.Labels)) {
+		t.Errorf("the worker's selector %v matches the doctor pod's labels %v (Service, PDB, NetworkPolicy would count it)", selector, p.Labels)
 	}
 }
 

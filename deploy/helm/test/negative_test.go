@@ -5,6 +5,9 @@ import (
 	"testing"
 )
 
+// minimalValues are the least a release needs (the defaults refuse to render).
+const minimalValues = chartDir + "/ci/minimal-values.yaml"
+
 // TestRenderRefuses proves that invalid values fail the render with a message naming the value,
 // both for the schema and for the cross-field rules in _helpers.tpl.
 func TestRenderRefuses(t *testing.T) {
@@ -13,7 +16,15 @@ func TestRenderRefuses(t *testing.T) {
 		args    []string
 		wantErr []string // substrings the error must contain
 	}{
-		{"HPA and KEDA both on", []string{"--set", "autoscaling.hpa.enabled=true", "--set", "autoscaling.keda.enabled=true"},
+		// What `provisioner run` would refuse, refused before anything is deployed.
+		{"the defaults alone", nil, []string{"airbyte.clientId is required"}},
+		{"no Airbyte client id", []string{"--set", "airbyte.clientId="}, []string{"airbyte.clientId is required: the Airbyte application's client id"}},
+		{"no secret backend", []string{"--set", "fileSecrets.existingSecret="},
+			[]string{"no secret backend: set vault.enabled=true (with vault.addr), fileSecrets.existingSecret or envSecrets.enabled=true"}},
+		{"no path policy", []string{"--set", "config.secretPathPolicy="}, []string{"config.secretPathPolicy is required", `"none" turns tenant isolation off`}},
+		{"KEDA without an account", []string{"--set", "autoscaling.keda.enabled=true"}, []string{"autoscaling.keda.account is required"}},
+
+		{"HPA and KEDA both on", []string{"--set", "autoscaling.hpa.enabled=true", "--set", "autoscaling.keda.enabled=true", "--set", "autoscaling.keda.account=A"},
 			[]string{"autoscaling.hpa.enabled and autoscaling.keda.enabled are both true"}},
 		{"all-on values plus KEDA", []string{"-f", chartDir + "/ci/all-on-values.yaml", "-f", chartDir + "/ci/keda-values.yaml"},
 			[]string{"enable only one"}},
@@ -54,7 +65,11 @@ func TestRenderRefuses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := render(t, tc.args...)
+			args := tc.args
+			if args != nil { // on top of the least a release needs, so that only tc's mistake is left
+				args = append([]string{"-f", minimalValues}, args...)
+			}
+			out, err := render(t, args...)
 			if err == nil {
 				t.Fatalf("render succeeded, want an error containing %q; rendered %d bytes", tc.wantErr, len(out))
 			}
@@ -73,7 +88,7 @@ func TestLint(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"default values", nil},
+		{"minimal values", []string{"-f", minimalValues}},
 		{"every optional part on", []string{"-f", chartDir + "/ci/all-on-values.yaml"}},
 		{"KEDA", []string{"-f", chartDir + "/ci/keda-values.yaml"}},
 	}
@@ -104,7 +119,7 @@ func TestConfigChecksumRollsPods(t *testing.T) {
 		t.Fatal("no checksum/config annotation")
 		return ""
 	}
-	base := checksum()
+	base := checksum("-f", minimalValues)
 	tests := []struct {
 		name     string
 		args     []string
@@ -116,7 +131,7 @@ func TestConfigChecksumRollsPods(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := checksum(tc.args...); (got == base) != tc.wantSame {
+			if got := checksum(append([]string{"-f", minimalValues}, tc.args...)...); (got == base) != tc.wantSame {
 				t.Errorf("checksum %s vs base %s, want same=%v", got, base, tc.wantSame)
 			}
 		})

@@ -17,7 +17,9 @@
 // an ApiErrorResponse (and a 429 must carry an integer Retry-After of at least 1 second); the
 // status is recorded, readable with Undeclared, so a test can assert which ones it saw.
 //
-// Paths under /_sandbox/ (the sandbox's admin endpoints, not Airbyte's API) are not validated.
+// Covered tells which operations had both a request and a response validated, so a test can
+// prove it exercised every operation. Paths under /_sandbox/ (the sandbox's admin endpoints,
+// not Airbyte's API) are not validated.
 package openapitest
 
 import (
@@ -197,6 +199,8 @@ type Validator struct {
 
 	mu         sync.Mutex
 	undeclared map[string]int // "METHOD /path/template STATUS" -> times seen
+	requests   map[string]int // "METHOD /path/template" -> requests validated
+	responses  map[string]int // "METHOD /path/template" -> responses validated
 }
 
 // New returns a Validator; it fails t if the specs cannot be loaded.
@@ -206,7 +210,27 @@ func New(t testing.TB) *Validator {
 	if err != nil {
 		t.Fatalf("openapitest: %v", err)
 	}
-	return &Validator{specs: s, undeclared: map[string]int{}}
+	return &Validator{specs: s, undeclared: map[string]int{}, requests: map[string]int{}, responses: map[string]int{}}
+}
+
+// Covered returns the operations ("METHOD /path/template" of the spec) of which both a request
+// and its response went through the validator, with the number of responses.
+func (v *Validator) Covered() map[string]int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := map[string]int{}
+	for k, n := range v.responses {
+		if v.requests[k] > 0 {
+			out[k] = n
+		}
+	}
+	return out
+}
+
+func (v *Validator) count(m map[string]int, route *routers.Route) {
+	v.mu.Lock()
+	m[route.Method+" "+route.Path]++
+	v.mu.Unlock()
 }
 
 // Undeclared returns the responses seen with a status their operation does not declare, as
@@ -325,6 +349,7 @@ func (v *Validator) ValidateRequest(t testing.TB, r *http.Request, body []byte) 
 		return
 	}
 	route := in.Route
+	v.count(v.requests, route)
 	if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
 		t.Errorf("openapitest: request %s %s violates %s: %v", r.Method, r.URL.Path, route.Path, err)
 	}
@@ -361,6 +386,7 @@ func (v *Validator) ValidateResponse(t testing.TB, r *http.Request, status int, 
 		t.Errorf("openapitest: response: %v", err)
 		return
 	}
+	v.count(v.responses, route)
 	key := strconv.Itoa(status)
 	if route.Operation.Responses.Value(key) == nil {
 		if route.Operation.Responses.Default() == nil {

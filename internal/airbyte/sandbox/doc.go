@@ -36,7 +36,8 @@
 //
 // Behaviour the real API leaves open, decided here [inferred]:
 //   - An operator token creating a connector in a workspace that does not exist creates the
-//     workspace (as a scoped-token mint would); listing an unknown workspace answers {"data": []}.
+//     workspace (as a scoped-token mint would), except in strict-auth mode, which answers 404
+//     as Airbyte may (AGENTIC-1140); listing an unknown workspace answers {"data": []}.
 //   - connector_type (slug or display name, any case), definition_id and source_template_id
 //     may come together, as the Go CLI (type + template) and the Python SDK (definition +
 //     template) send them; they answer 422 only when they name different connectors. Unknown
@@ -61,7 +62,17 @@
 //     (origin source, type config_error), and anything else "succeeded".
 //   - Bad or expired tokens answer 401, a scoped token used on another workspace 403, an
 //     X-Organization-Id other than the sandbox's organization 403. Scoped tokens minted before
-//     a Reset answer 401 (their workspace is gone).
+//     a Reset or a workspace DELETE answer 401 (their workspace is gone). A token's act.sub is
+//     never checked: the workspace is the one io.airbyte.auth.workspace_scope names.
+//
+// # Strict auth
+//
+// Config.StrictAuth (provisioner sandbox --strict-auth) takes on each operation only the bearer
+// token the specs document: the application token for /integrations/* (connectors, checks,
+// execute, templates, definitions, integrations/sources), the token mints and /workspaces*; a
+// scoped token for scoped-token info, /embedded/sources* and /embedded/source-templates*. The
+// other kind answers 403. Off, either token passes wherever its caller may act, as the seed
+// docs' examples (scoped tokens on connector calls) assume.
 //
 // # Faults
 //
@@ -71,10 +82,9 @@
 // sources_list, sources_get, sources_update, sources_delete, source_templates_list,
 // workspaces_list, workspaces_get, workspaces_update, workspaces_delete, workspaces_stats,
 // source_templates_get, source_definitions_list, source_definitions_get, connectors_execute.
-// Every decision derives
-// from (Seed, operation, the operation's request number), so one seed replays the same faults for
-// the same sequence of requests of each operation. A request first waits its latency, then may be dropped, then
-// rate limited (429 + Retry-After), then answered an injected error status; creates
+// Every decision derives from (Seed, operation, the operation's request number), so one seed
+// replays the same faults for the same sequence of requests of each operation. A request first
+// waits its latency, then may be dropped, then rate limited (429 + Retry-After), then answered an injected error status; creates
 // (connectors_create, sources_create) may then commit and fail (500 or a dropped connection).
 //
 // # Admin endpoints (not under /api/v1, no auth)

@@ -13,8 +13,9 @@ import (
 )
 
 // Run is the `provisioner sandbox` command: it parses args, serves the sandbox until ctx ends
-// and returns once it has shut down. It prints the address, never the client secret.
-func Run(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+// and returns once it has shut down. It prints the address, never the client secret. configure
+// runs on the flag set once every flag is registered (the command's help format, for one).
+func Run(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger, configure ...func(*flag.FlagSet)) error {
 	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	var (
@@ -31,6 +32,9 @@ func Run(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logg
 	fs.DurationVar(&cfg.OperatorTTL, "operator-ttl", DefaultOperatorTTL, "JWT lifetime of application tokens")
 	fs.DurationVar(&cfg.ExpiresIn, "expires-in", 0, "expires_in reported for application tokens (default: operator-ttl; larger reproduces airbytehq/airbyte#55784)")
 	fs.DurationVar(&cfg.ScopedTTL, "scoped-ttl", DefaultScopedTTL, "JWT lifetime of scoped and widget tokens")
+	for _, c := range configure {
+		c(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil

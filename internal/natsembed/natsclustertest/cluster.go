@@ -68,9 +68,9 @@ func newNodes(n int, storeRoot func(i int) string) ([]*Node, error) {
 	return nodes, nil
 }
 
-// waitJetStream waits until the cluster has a JetStream meta leader and answers account info through
-// url, or ctx ends.
-func waitJetStream(ctx context.Context, url string) error {
+// waitJetStream waits until the cluster can place a stream on every one of its n nodes (it has a
+// meta leader and knows all its peers), or ctx ends.
+func waitJetStream(ctx context.Context, url string, n int) error {
 	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.RetryOnFailedConnect(true))
 	if err != nil {
 		return err
@@ -82,8 +82,11 @@ func waitJetStream(ctx context.Context, url string) error {
 	}
 	var last error
 	for {
-		callCtx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := js.AccountInfo(callCtx)
+		callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := js.CreateStream(callCtx, jetstream.StreamConfig{Name: "natsclustertest_ready", Replicas: n, Storage: jetstream.MemoryStorage})
+		if err == nil {
+			err = js.DeleteStream(callCtx, "natsclustertest_ready")
+		}
 		cancel()
 		if err == nil {
 			return nil

@@ -37,7 +37,7 @@ func StartInProcess(t testing.TB, n int) *InProcess {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := waitJetStream(ctx, c.URL()); err != nil {
+	if err := waitJetStream(ctx, c.URL(), len(c.Nodes)); err != nil {
 		t.Fatal(err)
 	}
 	return c

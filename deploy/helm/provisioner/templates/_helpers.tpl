@@ -152,6 +152,135 @@ Cross-field checks the JSON schema cannot express. Every message names the value
 {{- if and $v.envSecrets.enabled (not $v.envSecrets.existingSecret) }}
 {{- fail "envSecrets.existingSecret is required when envSecrets.enabled is true" }}
 {{- end }}
+{{- /* What `provisioner run` itself refuses (exit 2): refused here, before anything is deployed. */}}
+{{- $_ := required "airbyte.clientId is required: the Airbyte application's client id (--set airbyte.clientId=...)" $v.airbyte.clientId }}
+{{- if not (or $v.vault.enabled $v.fileSecrets.existingSecret $v.envSecrets.enabled) }}
+{{- fail "no secret backend: set vault.enabled=true (with vault.addr), fileSecrets.existingSecret or envSecrets.enabled=true" }}
+{{- end }}
+{{- if not $v.config.secretPathPolicy }}
+{{- fail "config.secretPathPolicy is required: the path every secret reference of a workspace must fall under, e.g. customers/{workspace_name}/ (\"none\" turns tenant isolation off)" }}
+{{- end }}
+{{- if and $v.autoscaling.keda.enabled (not $v.autoscaling.keda.account) }}
+{{- fail "autoscaling.keda.account is required: the NATS account of the streams (PROVISIONER with deploy/nats/provisioner.conf; $G only on a server without accounts)" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The worker container's environment and files, shared by the Deployment's container and the
+`helm test` pod that runs `provisioner doctor` with the same configuration.
+*/}}
+{{- define "provisioner.envFrom" -}}
+- configMapRef:
+    name: {{ include "provisioner.fullname" . }}
+{{- if .Values.envSecrets.enabled }}
+- secretRef:
+    name: {{ .Values.envSecrets.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{- define "provisioner.env" -}}
+{{- $env := list }}
+{{- with .Values.airbyte.clientSecret }}
+{{- if .existingSecret }}
+{{- $env = append $env (dict "name" "PROVISIONER_AIRBYTE_CLIENT_SECRET" "secret" .existingSecret "key" .key) }}
+{{- end }}
+{{- end }}
+{{- with .Values.nats.auth }}
+{{- if .userKey }}
+{{- $env = append $env (dict "name" "PROVISIONER_NATS_USER" "secret" .existingSecret "key" .userKey) }}
+{{- end }}
+{{- if .passwordKey }}
+{{- $env = append $env (dict "name" "PROVISIONER_NATS_PASSWORD" "secret" .existingSecret "key" .passwordKey) }}
+{{- end }}
+{{- if .tokenKey }}
+{{- $env = append $env (dict "name" "PROVISIONER_NATS_TOKEN" "secret" .existingSecret "key" .tokenKey) }}
+{{- end }}
+{{- end }}
+{{- if .Values.vault.enabled }}
+{{- with .Values.vault.auth }}
+{{- if eq .method "token" }}
+{{- $env = append $env (dict "name" "PROVISIONER_VAULT_TOKEN" "secret" .token.existingSecret "key" .token.key) }}
+{{- end }}
+{{- if eq .method "approle" }}
+{{- $env = append $env (dict "name" "PROVISIONER_VAULT_SECRET_ID" "secret" .approle.secretId.existingSecret "key" .approle.secretId.key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $env }}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ .key }}
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "provisioner.volumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+{{- if .Values.nats.auth.credsKey }}
+- name: nats-auth
+  mountPath: {{ include "provisioner.natsAuthDir" . }}
+  readOnly: true
+{{- end }}
+{{- if .Values.nats.tls.existingSecret }}
+- name: nats-tls
+  mountPath: {{ include "provisioner.natsTLSDir" . }}
+  readOnly: true
+{{- end }}
+{{- if and .Values.vault.enabled .Values.vault.tls.existingSecret }}
+- name: vault-tls
+  mountPath: {{ include "provisioner.vaultTLSDir" . }}
+  readOnly: true
+{{- end }}
+{{- if .Values.fileSecrets.existingSecret }}
+- name: file-secrets
+  mountPath: {{ include "provisioner.fileSecretsDir" . }}
+  readOnly: true
+{{- end }}
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "provisioner.volumes" -}}
+- name: tmp
+  emptyDir:
+    medium: Memory
+    sizeLimit: {{ .Values.tmpSizeLimit }}
+{{- if .Values.nats.auth.credsKey }}
+- name: nats-auth
+  secret:
+    secretName: {{ .Values.nats.auth.existingSecret }}
+    defaultMode: 0400
+    items:
+      - key: {{ .Values.nats.auth.credsKey }}
+        path: {{ .Values.nats.auth.credsKey }}
+{{- end }}
+{{- if .Values.nats.tls.existingSecret }}
+- name: nats-tls
+  secret:
+    secretName: {{ .Values.nats.tls.existingSecret }}
+    defaultMode: 0400
+{{- end }}
+{{- if and .Values.vault.enabled .Values.vault.tls.existingSecret }}
+- name: vault-tls
+  secret:
+    secretName: {{ .Values.vault.tls.existingSecret }}
+    defaultMode: 0400
+{{- end }}
+{{- if .Values.fileSecrets.existingSecret }}
+- name: file-secrets
+  secret:
+    secretName: {{ .Values.fileSecrets.existingSecret }}
+    defaultMode: 0400
+{{- end }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/*
