@@ -409,3 +409,62 @@ func TestVaultShortLivedTokensUnderConcurrentReads(t *testing.T) {
 		t.Fatalf("%d logins in three minutes", n)
 	}
 }
+
+// TestVaultSealedDuringTraffic: Vault seals while the store holds a valid token. Renewals fail
+// and are retried (state renewing, still ready) while the token lasts; reads say "sealed"; when
+// the token expires the state fails; once Vault is unsealed the store logs in again and reads.
+func TestVaultSealedDuringTraffic(t *testing.T) {
+	h := newHarness(t)
+	h.srv.RequireToken("")
+	login := h.rec("approle_login")
+	h.srv.Handle("POST", appRoleIn, login.WithAuth(t, "token-A-0001", 60, true))
+	h.srv.HandleRecorded(h.rec("kv2_read_as_approle"), h.rec("token_renew_self"))
+	s := h.mustStore(h.appRoleConfig())
+	if _, err := h.get(s, "vault:customers/acme/hubspot"); err != nil {
+		t.Fatal(err)
+	}
+
+	sealed := h.rec("kv2_read_sealed")
+	h.srv.Handle("POST", renewSelf, sealed)
+	h.srv.Handle("GET", pathHubspot, sealed)
+	h.srv.Handle("POST", appRoleIn, h.rec("approle_login_sealed"))
+	expiry := h.obs.Last().ExpiresAt
+	renewals := 0
+	for h.clock.NextTimer(t).Before(expiry) {
+		h.clock.AdvanceToNextTimer(t)
+		h.clock.NextTimer(t)
+		renewals++
+		st := h.obs.Last()
+		if st.State != vault.StateRenewing || st.Reason != "Vault is sealed" || !st.HasToken {
+			t.Fatalf("state while the token lasts: %+v", st)
+		}
+		_, err := h.get(s, "vault:customers/acme/hubspot")
+		wantCode(t, err, vault.CodeUnavailable)
+		if !strings.Contains(err.Error(), "Vault is sealed") {
+			t.Fatalf("error %q", err)
+		}
+	}
+	if renewals < 5 {
+		t.Fatalf("%d renewal attempts before the token expired", renewals)
+	}
+	if at := h.clock.NextTimer(t); !at.Equal(expiry) {
+		t.Fatalf("the last wait ends at %s, not at the token's expiry", at.Sub(expiry))
+	}
+	h.clock.AdvanceToNextTimer(t) // the token expires; the login fails (sealed)
+	h.clock.NextTimer(t)
+	if st := h.obs.Last(); st.State != vault.StateFailing || st.HasToken {
+		t.Fatalf("state after the expiry: %+v", st)
+	}
+
+	// unsealed
+	h.srv.Handle("POST", appRoleIn, login.WithAuth(t, "token-B-0002", 60, true))
+	h.srv.HandleRecorded(h.rec("kv2_read_as_approle"), h.rec("token_renew_self"))
+	h.clock.AdvanceToNextTimer(t)
+	h.clock.NextTimer(t)
+	if st := h.obs.Last(); st.State != vault.StateLoggedIn {
+		t.Fatalf("state after the unseal: %+v", st)
+	}
+	if _, err := h.get(s, "vault:customers/acme/hubspot"); err != nil {
+		t.Fatal(err)
+	}
+}
