@@ -64,7 +64,6 @@ type vaultBackend struct {
 type token struct {
 	client    *api.Client // sends this token and no other
 	gen       uint64
-	obtained  time.Time
 	expiresAt time.Time     // zero: never expires
 	increment time.Duration // asked for at renewal: the lease granted at login
 	renewable bool

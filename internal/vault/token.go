@@ -91,7 +91,7 @@ func (v *vaultBackend) loginOnce(ctx context.Context) error {
 		return le
 	}
 	v.gen++
-	t := &token{client: g.client, gen: v.gen, obtained: now, increment: g.increment, renewable: g.renewable}
+	t := &token{client: g.client, gen: v.gen, increment: g.increment, renewable: g.renewable}
 	if g.lease > 0 {
 		t.expiresAt = now.Add(g.lease)
 		t.renewAt = now.Add(time.Duration(float64(g.lease) * renewFraction))
