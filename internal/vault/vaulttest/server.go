@@ -5,6 +5,9 @@
 // Server.URL. With RequireToken the server also behaves like Vault about tokens: requests that
 // the recording made with a token must present the current one, and a login response that
 // issues a token makes that token the current one.
+//
+// Clock drives a backend's time by hand (vault.Config.Clock), so token lifetimes are tested
+// without waiting; Observer records the login states a backend reports.
 package vaulttest
 
 import (
