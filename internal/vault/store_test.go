@@ -314,8 +314,8 @@ func TestConfigValidate(t *testing.T) {
 		{"vault token", vault.Config{Vault: vault.VaultConfig{Addr: "https://vault:8200", Token: tok}}, ""},
 		{"vault approle", vault.Config{Vault: vault.VaultConfig{Addr: "http://vault:8200", Auth: "approle", RoleID: "r", SecretID: secret.New("s")}}, ""},
 		{"vault kubernetes", vault.Config{Vault: vault.VaultConfig{Addr: "http://vault:8200", Auth: "kubernetes", K8sRole: "provisioner"}}, ""},
-		{"nothing", vault.Config{}, "secrets"},
-		{"bad env prefix", vault.Config{EnvEnabled: true, EnvPrefix: "A-"}, "env-prefix"},
+		{"nothing", vault.Config{}, "secrets-dir"},
+		{"bad env prefix", vault.Config{EnvEnabled: true, EnvPrefix: "A-"}, "secrets-env-prefix"},
 		{"bad addr", vault.Config{Vault: vault.VaultConfig{Addr: "vault:8200", Token: tok}}, "vault-addr"},
 		{"bad auth", vault.Config{Vault: vault.VaultConfig{Addr: "http://v", Auth: "ldap"}}, "vault-auth"},
 		{"no token", vault.Config{Vault: vault.VaultConfig{Addr: "http://v"}}, "vault-token"},
@@ -324,7 +324,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no k8s role", vault.Config{Vault: vault.VaultConfig{Addr: "http://v", Auth: "kubernetes"}}, "vault-k8s-role"},
 		{"bad mount", vault.Config{Vault: vault.VaultConfig{Addr: "http://v", Token: tok, Mount: "/secret/"}}, "vault-mount"},
 		{"cert without key", vault.Config{Vault: vault.VaultConfig{Addr: "http://v", Token: tok, ClientCert: "c.pem"}}, "vault-client-cert"},
-		{"negative timeout", vault.Config{Vault: vault.VaultConfig{Addr: "http://v", Token: tok, Timeout: -1}}, "vault-timeout"},
+		{"negative timeout", vault.Config{Vault: vault.VaultConfig{Addr: "http://v", Token: tok, Timeout: -1}}, "vault timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -347,7 +347,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestNewFailsOnMissingFileDir(t *testing.T) {
 	_, err := vault.New(context.Background(), vault.Config{FileDir: filepath.Join(t.TempDir(), "nope")}, slog.New(slog.DiscardHandler))
-	if err == nil || !strings.HasPrefix(err.Error(), "file-dir:") {
+	if err == nil || !strings.HasPrefix(err.Error(), "secrets-dir:") {
 		t.Fatalf("New = %v", err)
 	}
 }
