@@ -2,6 +2,7 @@ package vault_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -233,6 +234,7 @@ func TestCredentialsErrorsNameFieldsOnly(t *testing.T) {
 		{`{"client_id": "cid_0001"}`, []string{"client_secret", "refresh_token"}},
 		{`{"client_id": "cid_0001", "client_secret": "", "refresh_token": "rt_0001"}`, []string{"client_secret"}},
 		{`{"token": 7, "client_id": "cid_0001"}`, []string{"token"}},
+		{`{"email": "me@example.com"}`, []string{"api_token"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.body, func(t *testing.T) {
@@ -249,6 +251,37 @@ func TestCredentialsErrorsNameFieldsOnly(t *testing.T) {
 				if strings.Contains(err.Error(), leak) {
 					t.Fatalf("error %q shows a value", err)
 				}
+			}
+		})
+	}
+}
+
+// TestCredentialShapesOfRealConnectors: every auth scheme the sandbox's catalog (and Airbyte's
+// connectors) takes is accepted whole, with extra fields kept.
+func TestCredentialShapesOfRealConnectors(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+	}{
+		{"token", `{"token": "tok_0001"}`},
+		{"GitHub personal access token", `{"personal_access_token": "ghp_0001", "option_title": "PAT Credentials"}`},
+		{"HubSpot private app", `{"access_token": "pat-na1-0001"}`},
+		{"Zendesk API token", `{"email": "me@example.com", "api_token": "zd_0001"}`},
+		{"OAuth", `{"client_id": "cid_0001", "client_secret": "cs_0001", "refresh_token": "rt_0001"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t, vault.Config{EnvEnabled: true, LookupEnv: func(string) (string, bool) { return tt.body, true }})
+			got, err := s.Get(t.Context(), vault.Ref{Scheme: "env", Path: "X"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want map[string]string
+			if err := json.Unmarshal([]byte(tt.body), &want); err != nil {
+				t.Fatal(err)
+			}
+			if m := revealed(got); !mapsEqual(m, want) {
+				t.Fatalf("got fields %v", got.Names())
 			}
 		})
 	}
