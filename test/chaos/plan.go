@@ -39,17 +39,18 @@ type connectorKind struct {
 	Fields []string
 }
 
-// kinds are the connector types the soak asks for: token and OAuth schemes, each with one source
-// template (the sandbox's Jira and Salesforce have two, and need a source_template_id).
+// kinds are the connector types the soak asks for: token and OAuth schemes; Jira and Salesforce
+// come with a source template (templateOf), so their connectors are embedded sources.
 var kinds = []connectorKind{
 	{"github", []string{"token"}},
 	{"gitlab", []string{"token"}},
 	{"stripe", []string{"token"}},
 	{"slack", []string{"token"}},
 	{"notion", []string{"token"}},
+	{"jira", []string{"token"}},
 	{"hubspot", []string{"client_id", "client_secret", "refresh_token"}},
+	{"salesforce", []string{"client_id", "client_secret", "refresh_token"}},
 	{"zendesk-support", []string{"client_id", "client_secret", "refresh_token"}},
-	{"google-drive", []string{"client_id", "client_secret", "refresh_token"}},
 }
 
 // Identity is what makes two requests ask for the same connector.
@@ -82,6 +83,14 @@ func (r Request) Subject() string {
 	return requestSubject
 }
 
+// templateOf names the template to send with a connector type that has several at Airbyte (the
+// sandbox's catalog has two for each of these), as Airbyte's own clients do: without one, create
+// answers 422. Their connectors are embedded sources: a rotation changes them in place.
+var templateOf = map[string]string{
+	"jira":       "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e09",
+	"salesforce": "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e04",
+}
+
 // Body is the request as published.
 func (r Request) Body(occurredAt time.Time) []byte {
 	if r.Disconnect {
@@ -91,7 +100,7 @@ func (r Request) Body(occurredAt time.Time) []byte {
 		})
 		return b
 	}
-	b, _ := json.Marshal(map[string]any{
+	body := map[string]any{
 		"id":                 r.ID,
 		"workspace_name":     r.Identity.Workspace,
 		"connector_type":     r.Identity.ConnectorType,
@@ -99,7 +108,11 @@ func (r Request) Body(occurredAt time.Time) []byte {
 		"credentials_ref":    "file:" + r.SecretPath,
 		"replication_config": map[string]any{"start_date": "2026-01-01T00:00:00Z"},
 		"occurred_at":        occurredAt.UTC().Format(time.RFC3339),
-	})
+	}
+	if id, ok := templateOf[r.Identity.ConnectorType]; ok {
+		body["source_template_id"] = id
+	}
+	b, _ := json.Marshal(body)
 	return b
 }
 
