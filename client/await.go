@@ -56,21 +56,19 @@ func (c *Client) listen(requestID string) (*listener, error) {
 func (l *listener) stop() { _ = l.sub.Unsubscribe() }
 
 // wait returns the verdict l hears, or finds stored: first (lookFirst) and then every recheck
-// interval, in case it was published when the connection was down.
+// interval, in case it was published when the connection was down. A lookup that fails for a
+// reason that may pass (a timeout, a stream without a leader during an election) is retried
+// sooner, with backoff; one that cannot (no such stream, no JetStream) ends the wait.
 func (c *Client) wait(ctx context.Context, l *listener, lookFirst bool) (*contract.Result, error) {
+	next := c.opts.recheck
 	if lookFirst {
-		if err := c.lookup(ctx, l.filter, l.requestID, &l.found); err != nil {
-			return nil, c.ended(ctx, l.requestID, err)
-		}
-		if l.found.best != nil {
-			return verdict(l.found.best)
-		}
+		next = 0
+	} else {
+		c.waiting(l.requestID)
 	}
-	if c.lookedUp != nil {
-		c.lookedUp(l.requestID)
-	}
-	recheck := time.NewTicker(c.opts.recheck)
-	defer recheck.Stop()
+	timer := time.NewTimer(next)
+	defer timer.Stop()
+	waiting, failures := !lookFirst, 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -81,14 +79,37 @@ func (c *Client) wait(ctx context.Context, l *listener, lookFirst bool) (*contra
 				// the newest verdict there is: nothing was stored when it was listened for
 				return verdict(&r)
 			}
-		case <-recheck.C:
-			if err := c.lookup(ctx, l.filter, l.requestID, &l.found); err != nil && ctx.Err() == nil {
-				continue // the connection may be down; listening goes on, and so do rechecks
-			}
-			if l.found.best != nil {
+		case <-timer.C:
+			err := c.lookup(ctx, l.filter, l.requestID, &l.found)
+			switch {
+			case err == nil && l.found.best != nil:
 				return verdict(l.found.best)
+			case err == nil:
+				failures, next = 0, c.opts.recheck
+				if !waiting {
+					waiting = true
+					c.waiting(l.requestID)
+				}
+			case ctx.Err() != nil:
+				return nil, c.ended(ctx, l.requestID, ctx.Err())
+			case permanent(err):
+				return nil, c.ended(ctx, l.requestID, err)
+			default:
+				failures++
+				next = min(lookupRetry<<min(failures, 10), c.opts.recheck)
 			}
+			timer.Reset(next)
 		}
+	}
+}
+
+// lookupRetry is the first delay before a failed lookup is tried again.
+const lookupRetry = 50 * time.Millisecond
+
+// waiting tells a test that an Await found nothing stored and waits.
+func (c *Client) waiting(requestID string) {
+	if c.lookedUp != nil {
+		c.lookedUp(requestID)
 	}
 }
 
@@ -155,8 +176,27 @@ type storedMsg struct {
 	Data     []byte `json:"data"`
 }
 
-// jsErrNoMessage is the JetStream API's error code for "no message found".
-const jsErrNoMessage = 10037
+// JetStream API error codes Await tells apart.
+const (
+	jsErrNoMessage      = 10037 // no message found
+	jsErrStreamNotFound = 10059 // no such stream: a wrong name, which waiting does not fix
+)
+
+// apiError is an error answer of the JetStream API.
+type apiError struct {
+	Code        int
+	ErrCode     int
+	Description string
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%s (%d)", e.Description, e.ErrCode) }
+
+// permanent reports whether a failed lookup cannot succeed by waiting: the stream does not exist,
+// or nothing answers JetStream API requests on this connection.
+func permanent(err error) bool {
+	var ae *apiError
+	return errors.As(err, &ae) && ae.ErrCode == jsErrStreamNotFound || errors.Is(err, nats.ErrNoResponders)
+}
 
 // getResult asks the results stream for one message; nil when there is none.
 func (c *Client) getResult(ctx context.Context, req msgGetRequest) (*storedMsg, error) {
@@ -195,7 +235,7 @@ func parseMsgGet(data []byte) (*storedMsg, error) {
 	case resp.Error != nil && resp.Error.ErrCode == jsErrNoMessage:
 		return nil, nil
 	case resp.Error != nil:
-		return nil, fmt.Errorf("%s (%d)", resp.Error.Description, resp.Error.ErrCode)
+		return nil, &apiError{Code: resp.Error.Code, ErrCode: resp.Error.ErrCode, Description: resp.Error.Description}
 	case resp.Message == nil:
 		return nil, errors.New("empty answer")
 	}

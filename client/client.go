@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/event"
@@ -41,6 +42,7 @@ type options struct {
 	requestsStream string
 	resultsStream  string
 	recheck        time.Duration
+	tracer         trace.TracerProvider // nil: no spans (see WithTracerProvider)
 }
 
 // Option configures a Client.
@@ -177,7 +179,9 @@ func (c *Client) publish(ctx context.Context, kind contract.Kind, body []byte, i
 	msg := &nats.Msg{Subject: contract.RequestSubject(c.opts.prefix, kind), Data: body, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, id)
 	msg.Header.Set("content-type", "application/json")
+	ctx, end := c.startPublish(ctx, msg)
 	ack, err := c.js.PublishMsg(ctx, msg)
+	end(err)
 	if err != nil {
 		return nil, fmt.Errorf("submit request %s: %w", id, err)
 	}

@@ -2,7 +2,7 @@
 # Measured with the race detector off: `build` makes a plain binary.
 
 BENCH_FLAGS ?=
-BENCH_GO_PKGS := ./internal/event ./internal/ledger ./internal/consumer ./internal/airbyte ./internal/natsembed ./client
+BENCH_GO_PKGS := ./internal/event ./internal/ledger ./internal/consumer ./internal/airbyte ./internal/natsembed ./client ./internal/tracing
 BENCH_OUT ?= bench-results.txt
 
 .PHONY: bench bench-go bench-scenarios

@@ -31,6 +31,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.Lookup, "lookup", "recovery", "the worker's --lookup: recovery or always")
 	procs := fs.Bool("procs", false, "run each replica as a `provisioner run` process (honest CPU and RSS per replica)")
 	fs.StringVar(&cfg.Binary, "bin", "", "provisioner binary for --procs (default: this executable)")
+	fs.IntVar(&cfg.Cluster, "cluster", 0, "run on a cluster of this many nats-server processes (3: R3 streams and bucket, product and floor alike); 0 = one embedded server")
 	fs.BoolVar(&cfg.SkipFloor, "no-floor", false, "skip the floor measurement")
 	fs.BoolVar(&cfg.SkipAwait, "no-await", false, "skip the measurement of the app's await path (package client)")
 	fs.StringVar(&cfg.Dir, "dir", "", "directory for NATS data and secrets (default: a temporary directory, removed afterwards)")

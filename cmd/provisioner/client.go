@@ -88,9 +88,9 @@ func (c *clientFlags) connect(stderr io.Writer) (*nats.Conn, jetstream.JetStream
 }
 
 // client returns the app-side client on nc, for this deployment's subjects and streams.
-func (c *clientFlags) client(nc *nats.Conn) (*client.Client, error) {
-	return client.New(nc, client.WithSubjectPrefix(c.cfg.SubjectPrefix),
-		client.WithRequestsStream(c.cfg.RequestsStream), client.WithResultsStream(c.cfg.ResultsStream))
+func (c *clientFlags) client(nc *nats.Conn, opts ...client.Option) (*client.Client, error) {
+	return client.New(nc, append([]client.Option{client.WithSubjectPrefix(c.cfg.SubjectPrefix),
+		client.WithRequestsStream(c.cfg.RequestsStream), client.WithResultsStream(c.cfg.ResultsStream)}, opts...)...)
 }
 
 // followResults prints every result published from now on (or from the start with all) until ctx

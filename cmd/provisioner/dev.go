@@ -16,6 +16,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/provisioner-dev/provisioner/client"
 	"github.com/provisioner-dev/provisioner/contract"
@@ -23,6 +25,7 @@ import (
 	"github.com/provisioner-dev/provisioner/internal/app"
 	"github.com/provisioner-dev/provisioner/internal/config"
 	"github.com/provisioner-dev/provisioner/internal/secret"
+	"github.com/provisioner-dev/provisioner/internal/tracing"
 )
 
 // demoSecrets are the file secrets dev mode seeds (made-up values).
@@ -41,6 +44,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dir := fs.String("dir", "", "working directory for NATS data and secrets (default: a new temporary directory, removed on exit)")
 	noDemo := fs.Bool("no-demo", false, "do not publish the demo batch")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	traces := fs.Bool("traces", false, "print each request's span tree when its verdict arrives (no collector needed)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return err
@@ -99,11 +103,21 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageError{err}
 	}
 
+	var printer []sdktrace.SpanProcessor
+	if *traces {
+		printer = append(printer, tracing.NewTreePrinter(stdout))
+	}
+	tp, stopTracing, err := startTracing(ctx, "dev", logger, printer...)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+
 	started := make(chan app.Endpoints, 1)
 	workerDone := make(chan error, 1)
 	go func() {
 		workerDone <- app.Run(ctx, cfg, app.Options{Logger: logger, Build: buildInfo(), Owner: "dev", UserAgent: "provisioner/" + version,
-			Started: func(ep app.Endpoints) { started <- ep }})
+			TracerProvider: tp, Started: func(ep app.Endpoints) { started <- ep }})
 	}()
 	var ep app.Endpoints
 	select {
@@ -162,11 +176,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	<-ready
 
 	if !*noDemo {
-		demo, err := client.New(nc, client.WithSubjectPrefix(cfg.SubjectPrefix), client.WithRequestsStream(cfg.RequestsStream), client.WithResultsStream(cfg.ResultsStream))
+		demo, err := client.New(nc, client.WithSubjectPrefix(cfg.SubjectPrefix), client.WithRequestsStream(cfg.RequestsStream),
+			client.WithResultsStream(cfg.ResultsStream), client.WithTracerProvider(tp))
 		if err != nil {
 			return err
 		}
-		if err := publishDemo(ctx, js, demo, topo.RequestSubject); err != nil && ctx.Err() == nil {
+		if err := publishDemo(ctx, js, demo, topo.RequestSubject, tp); err != nil && ctx.Err() == nil {
 			return err
 		}
 	}
@@ -217,7 +232,7 @@ func selfCommand(executable func() (string, error), lookPath func(string) (strin
 // and one request whose secret is missing; then, once the two connectors exist, a rotation of the
 // GitHub credentials (the connector is replaced by one holding the new secret) and a disconnect of
 // HubSpot.
-func publishDemo(ctx context.Context, js jetstream.JetStream, c *client.Client, subject func(string) string) error {
+func publishDemo(ctx context.Context, js jetstream.JetStream, c *client.Client, subject func(string) string, tp trace.TracerProvider) error {
 	run := uuid.NewString()[:8]
 	now := time.Now().UTC().Format(time.RFC3339)
 	batch := []struct {
@@ -236,7 +251,10 @@ func publishDemo(ctx context.Context, js jetstream.JetStream, c *client.Client, 
 		data, _ := json.Marshal(b.body)
 		msg := &nats.Msg{Subject: subject(b.suffix), Data: data, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, b.body["id"].(string))
-		if _, err := js.PublishMsg(ctx, msg); err != nil {
+		pubCtx, span := tracing.StartPublish(ctx, tp, msg, "")
+		_, err := js.PublishMsg(pubCtx, msg)
+		span.End(err, "")
+		if err != nil {
 			return fmt.Errorf("publish demo: %w", err)
 		}
 	}

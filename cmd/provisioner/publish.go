@@ -7,17 +7,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/provisioner-dev/provisioner/client"
 	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/config"
 	"github.com/provisioner-dev/provisioner/internal/event"
+	"github.com/provisioner-dev/provisioner/internal/tracing"
 	"github.com/provisioner-dev/provisioner/internal/vault"
 )
 
@@ -147,18 +150,23 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		}
 	}
+	tp, stopTracing, err := startTracing(ctx, "", slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	nc, _, err := cf.connect(stderr)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	c, err := cf.client(nc)
+	c, err := cf.client(nc, client.WithTracerProvider(tp)) // the request's trace starts here
 	if err != nil {
 		return err
 	}
 	var sub *client.Submission
 	if *noValidate {
-		sub, err = publishUnvalidated(ctx, nc, cf.topology().RequestSubject(k.SubjectSuffix()), body)
+		sub, err = publishUnvalidated(ctx, nc, cf.topology().RequestSubject(k.SubjectSuffix()), body, tp)
 	} else {
 		sub, err = c.SubmitJSON(ctx, k, body)
 	}
@@ -184,7 +192,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 // publishUnvalidated publishes body as it is, with Nats-Msg-Id = its id if it has a readable one.
-func publishUnvalidated(ctx context.Context, nc *nats.Conn, subject string, body []byte) (*client.Submission, error) {
+func publishUnvalidated(ctx context.Context, nc *nats.Conn, subject string, body []byte, tp trace.TracerProvider) (*client.Submission, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
@@ -195,7 +203,9 @@ func publishUnvalidated(ctx context.Context, nc *nats.Conn, subject string, body
 		msg.Header.Set(jetstream.MsgIDHeader, id)
 	}
 	msg.Header.Set("content-type", "application/json")
+	ctx, span := tracing.StartPublish(ctx, tp, msg, "")
 	ack, err := js.PublishMsg(ctx, msg)
+	span.End(err, "")
 	if err != nil {
 		return nil, err
 	}

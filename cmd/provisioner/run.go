@@ -52,7 +52,12 @@ func runWorker(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	logger := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
-	err = app.Run(ctx, cfg, app.Options{Logger: logger, Build: buildInfo(), UserAgent: "provisioner/" + version})
+	tp, stopTracing, err := startTracing(ctx, "", logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	err = app.Run(ctx, cfg, app.Options{Logger: logger, Build: buildInfo(), UserAgent: "provisioner/" + version, TracerProvider: tp})
 	var drift *consumer.DriftError
 	if errors.As(err, &drift) {
 		return usageError{err} // a configuration mistake: exit 2

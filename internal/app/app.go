@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/provisioner-dev/provisioner/internal/airbyte"
@@ -34,6 +35,8 @@ import (
 	"github.com/provisioner-dev/provisioner/internal/metrics"
 	"github.com/provisioner-dev/provisioner/internal/natsembed"
 	"github.com/provisioner-dev/provisioner/internal/provision"
+	"github.com/provisioner-dev/provisioner/internal/secret"
+	"github.com/provisioner-dev/provisioner/internal/tracing"
 	"github.com/provisioner-dev/provisioner/internal/vault"
 )
 
@@ -48,6 +51,9 @@ type Options struct {
 	Started func(Endpoints)
 	// UserAgent of Airbyte calls.
 	UserAgent string
+	// TracerProvider records the worker's spans (built by the process, see tracing.FromEnv); nil =
+	// off. Run flushes it once the worker has drained; the process shuts it down.
+	TracerProvider trace.TracerProvider
 }
 
 // Endpoints are the addresses a started worker serves or uses.
@@ -73,7 +79,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = slog.New(logattr.NewHandler(logger.Handler()))
+	logger = slog.New(tracing.NewLogHandler(logattr.NewHandler(logger.Handler())))
 	reg := opts.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -195,23 +201,31 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 		return err
 	}
 
-	store, err := vault.New(ctx, cfg.VaultStoreConfig(), logger.With("component", "secrets"))
+	storeCfg := cfg.VaultStoreConfig()
+	if cfg.Vault.Addr != "" {
+		health.Set(metrics.ConditionVault, false, "not logged in yet")
+		storeCfg.VaultObserver = vaultObserver{metrics: m, health: health}
+	}
+	secretsLogger := logger.With("component", "secrets")
+	store, err := vault.New(ctx, storeCfg, secretsLogger)
 	if err != nil {
 		return fmt.Errorf("secret store: %w", err)
 	}
 	defer store.Close()
 	clientSecret := cfg.AirbyteClientSecret
 	if cfg.AirbyteClientSecretRef != "" {
-		if clientSecret, err = vault.ResolveValue(ctx, store, cfg.AirbyteClientSecretRef); err != nil {
-			return fmt.Errorf("--airbyte-client-secret-ref: %w", err)
+		if clientSecret, err = resolveClientSecret(ctx, store, cfg.AirbyteClientSecretRef, health, secretsLogger); err != nil {
+			return err
 		}
 	}
 	client, err := airbyte.New(airbyte.Config{
 		BaseURL: cfg.AirbyteURL, ClientID: cfg.AirbyteClientID, ClientSecret: clientSecret,
 		OrganizationID: cfg.AirbyteOrganizationID, Timeout: cfg.AirbyteTimeout, UserAgent: opts.UserAgent,
 		MaxConns: cfg.Concurrency * 2, RateLimit: cfg.AirbyteRateLimit, ConnectorToken: cfg.AirbyteConnectorToken,
-		WrapTransport: func(next http.RoundTripper) http.RoundTripper { return m.InstrumentTransport(next, airbyte.Operation) },
-		Observer:      m, Logger: logger.With("component", "airbyte"),
+		WrapTransport: func(next http.RoundTripper) http.RoundTripper {
+			return tracing.HTTPTransport(m.InstrumentTransport(next, airbyte.Operation), airbyte.Operation)
+		},
+		Observer: m, Logger: logger.With("component", "airbyte"),
 	})
 	if err != nil {
 		return fmt.Errorf("airbyte client: %w", err)
@@ -225,7 +239,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	if cfg.SecretPathPolicy == config.NoSecretPathPolicy || cfg.SecretPathPolicy == "" {
 		logger.Warn("no secret path policy: any request may use any secret reference, there is no tenant isolation; set --secret-path-policy, e.g. customers/{workspace_name}/")
 	}
-	svc, err := provision.New(client, store, led, m, provision.Config{
+	svc, err := provision.New(client, tracedSecrets{store}, tracedLedger{led}, m, provision.Config{
 		Policy: policy, Lookup: provision.LookupMode(cfg.Lookup), CheckCredentials: cfg.CheckCredentials,
 		Budget:          cfg.AckWait * 2 / 3,
 		LeaseRenewEvery: leaseTTL / 4,
@@ -242,6 +256,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	worker, err := consumer.NewWorker(js, consumer.Config{
 		Topology: topo, Policy: consumer.ConsumerPolicy{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver},
 		Concurrency: cfg.Concurrency, ShutdownTimeout: cfg.ShutdownTimeout, Source: "provisioner/" + owner,
+		TracerProvider: opts.TracerProvider,
 	}, svc, dec, m, health, logger)
 	if err != nil {
 		return err
@@ -257,12 +272,61 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	// the worker has drained; flush what the connection still buffers
+	// the worker has drained; flush what the connection still buffers, and the spans
 	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		logger.Warn("nats drain", "error", err)
 	}
+	flushTraces(ctx, opts.TracerProvider, logger)
 	return nil
 }
+
+// resolveClientSecret reads the Airbyte client secret from the secret store. A store that cannot
+// answer yet (Vault sealed or unreachable) is waited out, with readiness false and the reason,
+// until it answers or ctx ends; an answer that will not change (no such secret, no permission)
+// ends start-up.
+func resolveClientSecret(ctx context.Context, store *vault.Store, ref string, health *metrics.Health, logger *slog.Logger) (secret.Value, error) {
+	health.Set(metrics.ConditionAirbyteClientSecret, false, "not read yet")
+	var value secret.Value
+	err := backoff.RetryNotify(func() error {
+		v, err := vault.ResolveValue(ctx, store, ref)
+		var retryable interface{ Retryable() bool }
+		switch {
+		case err == nil:
+			value = v
+			return nil
+		case errors.As(err, &retryable) && retryable.Retryable():
+			return err
+		}
+		return backoff.Permanent(err)
+	}, backoff.WithContext(startupBackOff(), ctx), func(err error, next time.Duration) {
+		reason := "waiting for the secret store"
+		var unavailable *vault.UnavailableError
+		if errors.As(err, &unavailable) && unavailable.Detail != "" {
+			reason += ": " + unavailable.Detail // fixed words: no reference, no secret
+		}
+		health.Set(metrics.ConditionAirbyteClientSecret, false, reason)
+		logger.Warn("airbyte client secret not readable yet; waiting for the secret store (the worker consumes nothing meanwhile)",
+			"error", err, "in", next)
+	})
+	if err != nil {
+		return secret.Value{}, fmt.Errorf("--airbyte-client-secret-ref: %w", err)
+	}
+	health.Set(metrics.ConditionAirbyteClientSecret, true, "")
+	return value, nil
+}
+
+// vaultObserver reports the Vault backend's login state to readiness and metrics.
+type vaultObserver struct {
+	metrics *metrics.Metrics
+	health  *metrics.Health
+}
+
+func (o vaultObserver) VaultStatus(s vault.Status) {
+	o.metrics.SetVaultLoginState(s.State, s.HasToken, s.ExpiresAt)
+	o.health.Set(metrics.ConditionVault, s.State != vault.StateFailing, s.Reason)
+}
+
+func (o vaultObserver) VaultLogin(ok bool) { o.metrics.VaultLogin(ok) }
 
 // startupCallTimeout bounds one start-up call: 1s plus up to 1s of jitter. A cluster answers in
 // milliseconds once it has a leader; a call stuck on an election, or a create that lost the race

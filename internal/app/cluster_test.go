@@ -212,3 +212,86 @@ func TestThreeReplicasStartTogetherOnAFreshCluster(t *testing.T) {
 		t.Fatalf("result %+v", r)
 	}
 }
+
+// While the ledger's bucket is unreachable (the only server holding it is down), a request is
+// returned for a later delivery as nats_unavailable — counted with that outcome, never answered
+// internal_error — and completes once the bucket is back. The streams and the consumer are R3 and
+// made beforehand, the bucket R1: the worker runs with --manage-streams=false, so it uses them as
+// they are.
+func TestLedgerUnavailableIsRetriedAsNATSUnavailable(t *testing.T) {
+	e, cluster := newClusterEnv(t)
+	e.writeSecret("acme/github.json", map[string]string{"token": "t-1"})
+	ctx := context.Background()
+	if _, err := e.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "provisioner_ledger", History: 1, Replicas: 1}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.start(func(c *config.Config) { c.ManageStreams = false })
+	e.publishRetrying("credentials.submitted", credentialsRequest("first", "ws-first", "github", "file:acme/github.json"))
+	e.clusterResults(1, 30*time.Second)
+
+	holder, err := natsclustertest.StreamLeader(ctx, e.js, "KV_provisioner_ledger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := cluster.Index(holder)
+	if err := cluster.Kill(victim); err != nil {
+		t.Fatal(err)
+	}
+	e.publishRetrying("credentials.submitted", credentialsRequest("second", "ws-second", "github", "file:acme/github.json"))
+	waitFor(t, 60*time.Second, "a delivery returned as nats_unavailable", func() bool {
+		return metricValue(t, r.metrics, `provisioner_requests_finished_total{kind="credentials_submitted",outcome="nats_unavailable"}`) >= 1
+	})
+	if err := cluster.Start(ctx, victim); err != nil {
+		t.Fatal(err)
+	}
+	res := e.byRequest(e.clusterResults(2, 60*time.Second))["second"]
+	if res.Message != contract.MessageSourceCreated || res.Attempts < 2 {
+		t.Fatalf("after the bucket came back: %+v", res)
+	}
+	if n := metricValue(t, r.metrics, `provisioner_dead_letters_total{reason="internal_error"}`); n != 0 {
+		t.Fatalf("%v internal_error dead letters", n)
+	}
+}
+
+// metricValue reads one series from a replica's /metrics (0 when absent).
+func metricValue(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			var v float64
+			_, _ = fmt.Sscan(rest, &v)
+			return v
+		}
+	}
+	return 0
+}
+
+// A result JetStream does not take (no stream answers: a leader election, here a missing results
+// stream) returns the request, counted as nats_unavailable rather than as the outcome it did not
+// finish with; once the stream answers again the request ends with its result.
+func TestUnpublishedResultIsCountedAsNATSUnavailable(t *testing.T) {
+	e := newEnv(t, sandbox.Config{})
+	e.writeSecret("acme/github.json", map[string]string{"token": "t-1"})
+	r := e.start(nil)
+	ctx := context.Background()
+	if err := e.js.DeleteStream(ctx, "PROVISIONER_RESULTS"); err != nil {
+		t.Fatal(err)
+	}
+	e.publish("credentials.submitted", credentialsRequest("unpublished", "acme", "github", "file:acme/github.json"))
+	waitFor(t, 30*time.Second, "a delivery returned as nats_unavailable", func() bool {
+		return metricValue(t, r.metrics, `provisioner_requests_finished_total{kind="credentials_submitted",outcome="nats_unavailable"}`) >= 1
+	})
+	if n := metricValue(t, r.metrics, `provisioner_requests_finished_total{kind="credentials_submitted",outcome="created"}`); n != 0 {
+		t.Fatalf("counted %v created while no result was published", n)
+	}
+	e.setupStreams()
+	if res := e.byRequest(e.results(1, 60*time.Second))["unpublished"]; res.Message != contract.MessageSourceCreated {
+		t.Fatalf("result %+v", res)
+	}
+}

@@ -383,7 +383,7 @@ func TestReplicasShareTheWork(t *testing.T) {
 	e.assertOneConnectorPerIdentity([]string{"acme"}, n)
 }
 
-// Secrets never leave the worker: not in logs, results, dead letters or metrics.
+// Secrets never leave the worker: not in logs, results, dead letters, metrics or spans.
 func TestNoSecretLeavesTheWorker(t *testing.T) {
 	e := newEnv(t, sandbox.Config{Seed: 3, Faults: sandbox.Faults{Rules: map[string]sandbox.FaultRule{
 		sandbox.OpConnectorsCreate: {CommitThenFail: 0.3, ErrorRates: map[int]float64{503: 0.2}},
@@ -398,6 +398,7 @@ func TestNoSecretLeavesTheWorker(t *testing.T) {
 		_ = json.Unmarshal([]byte(v), &m)
 		e.writeSecret(p, m)
 	}
+	spans, _ := e.recordTraces()
 	r := e.start(func(c *config.Config) { c.LogLevel = "debug" })
 	e.publish("credentials.submitted", credentialsRequest("ok-gh", "acme", "github", "file:acme/github.json"))
 	e.publish("credentials.submitted", credentialsRequest("ok-hs", "acme", "hubspot", "file:acme/hubspot.json"))
@@ -431,6 +432,11 @@ func TestNoSecretLeavesTheWorker(t *testing.T) {
 	for _, mf := range mfs {
 		everything.WriteString(mf.String())
 	}
+	spanText := dumpSpans(t, spans.GetSpans())
+	if strings.Contains(spanText, ".json") {
+		t.Error("a secret reference's path reached a span")
+	}
+	everything.WriteString(spanText)
 	all := everything.String()
 	// LEAK_CANARY_0006 was inline in a refused request: its dead letter keeps the body with every
 	// credentials object removed
@@ -501,9 +507,10 @@ func TestLookupAlwaysAdoptsForeignConnectors(t *testing.T) {
 			if tc.lookup == "always" && connectorIDOf(t, res) != foreign.ID {
 				t.Fatalf("adopted %s, want the foreign %s", connectorIDOf(t, res), foreign.ID)
 			}
-			if counter(t, r.registry, "provisioner_requests_finished_total", map[string]string{"outcome": tc.wantOutcome}) != 1 {
-				t.Fatalf("outcome %s not counted", tc.wantOutcome)
-			}
+			// The outcome is counted after the ack, a moment after the result is visible.
+			waitFor(t, 10*time.Second, "outcome "+tc.wantOutcome+" counted", func() bool {
+				return counter(t, r.registry, "provisioner_requests_finished_total", map[string]string{"outcome": tc.wantOutcome}) == 1
+			})
 		})
 	}
 }

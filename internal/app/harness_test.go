@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
@@ -39,6 +40,7 @@ type env struct {
 	logs     *syncBuffer
 	schemas  *schemas.Set
 	replicas []*replica
+	tracer   trace.TracerProvider // given to every replica started after it is set; nil = off
 }
 
 type replica struct {
@@ -143,7 +145,7 @@ func (e *env) start(mutate func(*config.Config)) *replica {
 	started := make(chan app.Endpoints, 1)
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go func() {
-		r.done <- app.Run(ctx, cfg, app.Options{Logger: logger, Registry: r.registry, Started: func(ep app.Endpoints) { started <- ep }})
+		r.done <- app.Run(ctx, cfg, app.Options{Logger: logger, Registry: r.registry, TracerProvider: e.tracer, Started: func(ep app.Endpoints) { started <- ep }})
 	}()
 	select {
 	case ep := <-started:

@@ -35,6 +35,7 @@ import (
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
 	"github.com/provisioner-dev/provisioner/internal/config"
 	"github.com/provisioner-dev/provisioner/internal/natsembed"
+	"github.com/provisioner-dev/provisioner/internal/natsembed/natsclustertest"
 	"github.com/provisioner-dev/provisioner/internal/secret"
 )
 
@@ -55,6 +56,10 @@ type Config struct {
 	// Binary, when set, runs each replica as `Binary run` in a process of its own, so that its CPU
 	// and RSS are its own; empty runs the replicas in this process.
 	Binary string
+	// Cluster, when above 0, runs the product and the floor on a cluster of that many nats-server
+	// processes (built from the module cache at the version go.mod pins, so run from the module) with
+	// streams and bucket replicated min(Cluster, 3) times; 0 = one embedded server.
+	Cluster int
 	// SkipFloor skips the floor measurement.
 	SkipFloor bool
 	// SkipAwait skips the measurement of the app's await path (package client).
@@ -123,6 +128,9 @@ func (c Config) Validate() error {
 	if c.Timeout < 0 {
 		errs = append(errs, errors.New("timeout must not be negative"))
 	}
+	if c.Cluster < 0 || c.Cluster == 1 || c.Cluster == 2 || c.Cluster > 5 {
+		errs = append(errs, errors.New("cluster must be 0 (one embedded server) or 3 to 5 nodes"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -140,8 +148,12 @@ type Report struct {
 	Lookup      string  `json:"lookup"`
 	Embedded    bool    `json:"embedded,omitempty"`
 	Mode        string  `json:"mode"` // "in-process" or "processes"
-	CPUs        int     `json:"cpus"`
-	GoVersion   string  `json:"go_version"`
+	// Cluster is the number of nats-server processes (0: one embedded server); StreamReplicas the
+	// replicas of the streams and the bucket, the product's and the floor's alike.
+	Cluster        int    `json:"cluster,omitempty"`
+	StreamReplicas int    `json:"stream_replicas"`
+	CPUs           int    `json:"cpus"`
+	GoVersion      string `json:"go_version"`
 
 	// The product.
 	Connectors     int     `json:"connectors"`      // source_created results
@@ -239,11 +251,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Report, error) 
 	if err := writeSecrets(secretsDir, cfg.Workspaces); err != nil {
 		return nil, err
 	}
-	srv, err := natsembed.Start(natsembed.Config{Port: -1, StoreDir: filepath.Join(dir, "nats")})
+	natsURL, stopNATS, err := startNATS(ctx, cfg, dir)
 	if err != nil {
 		return nil, err
 	}
-	defer srv.Shutdown()
+	defer stopNATS()
 
 	rep := &Report{
 		Scenario: cfg.Scenario, Embedded: cfg.Embedded, Requests: cfg.Requests, Workspaces: cfg.Workspaces, Replicas: cfg.Replicas, Concurrency: cfg.Concurrency,
@@ -253,12 +265,13 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Report, error) 
 	if cfg.Binary != "" {
 		rep.Mode = "processes"
 	}
-	if err := runProduct(ctx, cfg, srv.ClientURL(), secretsDir, logger, rep); err != nil {
+	rep.Cluster, rep.StreamReplicas = cfg.Cluster, streamReplicas(cfg)
+	if err := runProduct(ctx, cfg, natsURL, secretsDir, logger, rep); err != nil {
 		return nil, err
 	}
 	if !cfg.SkipFloor {
 		runtime.GC()
-		if err := runFloor(ctx, cfg, srv.ClientURL(), logger, rep); err != nil {
+		if err := runFloor(ctx, cfg, natsURL, logger, rep); err != nil {
 			return nil, err
 		}
 	}
@@ -388,6 +401,7 @@ func workerConfig(cfg Config, natsURL, airbyteURL, secretsDir string) (config.Co
 	wc.Concurrency = cfg.Concurrency
 	wc.MaxAckPending = max(wc.MaxAckPending, cfg.InFlight, cfg.Concurrency)
 	wc.Lookup = cfg.Lookup
+	wc.StreamReplicas = streamReplicas(cfg)
 	wc.MetricsAddr = ""
 	wc.LogLevel = "warn"
 	if err := wc.Validate(); err != nil {
@@ -604,7 +618,7 @@ func runFloor(ctx context.Context, cfg Config, natsURL string, logger *slog.Logg
 		return err
 	}
 	defer nc.Close()
-	if err := setupFloor(phaseCtx, js, max(1000, cfg.InFlight)); err != nil {
+	if err := setupFloor(phaseCtx, js, max(1000, cfg.InFlight), streamReplicas(cfg)); err != nil {
 		return err
 	}
 
@@ -719,4 +733,27 @@ func mib(b uint64) float64       { return round(float64(b)/(1<<20), 1) }
 func round(v float64, places int) float64 {
 	p := math.Pow(10, float64(places))
 	return math.Round(v*p) / p
+}
+
+// streamReplicas is the replica count of the streams and buckets: 1 on one server, up to 3 on a
+// cluster.
+func streamReplicas(cfg Config) int { return max(1, min(cfg.Cluster, 3)) }
+
+// startNATS starts the benchmark's NATS: one embedded server, or a cluster of nats-server
+// processes, and returns its URL(s).
+func startNATS(ctx context.Context, cfg Config, dir string) (string, func(), error) {
+	if cfg.Cluster == 0 {
+		srv, err := natsembed.Start(natsembed.Config{Port: -1, StoreDir: filepath.Join(dir, "nats")})
+		if err != nil {
+			return "", nil, err
+		}
+		return srv.ClientURL(), srv.Shutdown, nil
+	}
+	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	procs, err := natsclustertest.StartProcesses(startCtx, natsclustertest.ProcessConfig{Nodes: cfg.Cluster, Dir: filepath.Join(dir, "nats-cluster")})
+	if err != nil {
+		return "", nil, fmt.Errorf("nats cluster (run from the module root): %w", err)
+	}
+	return procs.URL(), procs.Close, nil
 }

@@ -31,16 +31,16 @@ const (
 
 // setupFloor creates the floor's streams, consumer and bucket like consumer.Setup and ledger.Open
 // create the product's (file storage, work-queue requests, deduplicated results, explicit acks).
-func setupFloor(ctx context.Context, js jetstream.JetStream, maxAckPending int) error {
+func setupFloor(ctx context.Context, js jetstream.JetStream, maxAckPending, replicas int) error {
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: floorRequests, Subjects: []string{floorPrefix + ".requests.>"}, Retention: jetstream.WorkQueuePolicy,
-		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute,
+		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute, Replicas: replicas,
 	}); err != nil {
 		return fmt.Errorf("floor stream: %w", err)
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: floorResults, Subjects: []string{floorPrefix + ".results.>"}, Retention: jetstream.LimitsPolicy,
-		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute,
+		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute, Replicas: replicas,
 	}); err != nil {
 		return fmt.Errorf("floor stream: %w", err)
 	}
@@ -50,7 +50,7 @@ func setupFloor(ctx context.Context, js jetstream.JetStream, maxAckPending int) 
 	}); err != nil {
 		return fmt.Errorf("floor consumer: %w", err)
 	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: floorBucket, History: 1, Storage: jetstream.FileStorage}); err != nil {
+	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: floorBucket, History: 1, Storage: jetstream.FileStorage, Replicas: replicas}); err != nil {
 		return fmt.Errorf("floor bucket: %w", err)
 	}
 	return nil

@@ -156,6 +156,7 @@ func workerEnv(cfg config.Config) []string {
 		"concurrency":           strconv.Itoa(cfg.Concurrency),
 		"max-ack-pending":       strconv.Itoa(cfg.MaxAckPending),
 		"lookup":                cfg.Lookup,
+		"stream-replicas":       strconv.Itoa(cfg.StreamReplicas),
 		"metrics-addr":          cfg.MetricsAddr,
 		"log-format":            "json",
 		"log-level":             cfg.LogLevel,

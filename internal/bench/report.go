@@ -13,6 +13,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "provisioner bench: scenario %s, %d requests over %d workspaces, %d replica(s) %s × concurrency %d, %d in flight, sandbox latency %gms, lookup %s, %d CPUs, %s\n\n",
 		r.Scenario, r.Requests, r.Workspaces, r.Replicas, r.Mode, r.Concurrency, r.InFlight, r.LatencyMs, r.Lookup, r.CPUs, r.GoVersion)
+	if r.Cluster > 0 {
+		fmt.Fprintf(&b, "  nats: a %d-node cluster of nats-server processes, streams and buckets R%d (the product's and the floor's); their CPU is under other processes\n\n", r.Cluster, r.StreamReplicas)
+	}
 	if r.Scenario == ScenarioRotate {
 		fmt.Fprintf(&b, "  updates/s           %10.1f   (%d updated, %d errors, %d created and %d deleted at the sandbox, %.2fs)\n", r.ThroughputPerS, r.Updates, r.Errors, r.Created, r.Deleted, r.ElapsedS)
 	} else {

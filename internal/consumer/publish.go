@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/provisioner-dev/provisioner/contract"
+	"github.com/provisioner-dev/provisioner/internal/tracing"
 )
 
 // Headers the provisioner writes.
@@ -51,9 +52,11 @@ func NewPublisher(js jetstream.JetStream, t Topology, source string) *Publisher 
 }
 
 // PublishResult publishes a result with Nats-Msg-Id = request id + message, CloudEvents attributes
-// and the request's traceparent, and returns once JetStream has stored it (or dropped it as a
-// duplicate of an earlier publish, which is the same thing for the caller).
-func (p *Publisher) PublishResult(ctx context.Context, res *contract.Result, traceparent string) error {
+// and trace context, and returns once JetStream has stored it (or dropped it as a duplicate of an
+// earlier publish, which is the same thing for the caller). With tracing on, the result's publish
+// span (a child of ctx's) is what its headers carry; with tracing off, the request's traceparent,
+// or a new one.
+func (p *Publisher) PublishResult(ctx context.Context, res *contract.Result, traceparent string) (err error) {
 	body, err := json.Marshal(res)
 	if err != nil {
 		return fmt.Errorf("encode result: %w", err)
@@ -68,10 +71,14 @@ func (p *Publisher) PublishResult(ctx context.Context, res *contract.Result, tra
 	msg.Header.Set("ce-subject", res.RequestID)
 	msg.Header.Set("ce-time", res.ProducedAt.UTC().Format(time.RFC3339Nano))
 	msg.Header.Set("content-type", "application/json")
-	if traceparent == "" {
-		traceparent = newTraceparent()
+	ctx, span := tracing.StartPublish(ctx, nil, msg, contract.RequestToken(res.RequestID))
+	defer func() { span.End(err, "") }()
+	if msg.Header.Get(HeaderTraceparent) == "" { // no span recording: carry the request's trace on
+		if traceparent == "" {
+			traceparent = newTraceparent()
+		}
+		msg.Header.Set(HeaderTraceparent, traceparent)
 	}
-	msg.Header.Set(HeaderTraceparent, traceparent)
 	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("publish result %s: %w", msg.Subject, err)
 	}

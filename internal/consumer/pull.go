@@ -62,7 +62,7 @@ func (s *pullState) touch(now time.Time) { s.lastActivity.Store(now.UnixNano()) 
 // finish with a context that is not cancelled (bounded by ShutdownTimeout, after which they are
 // interrupted and Nak'd), Naks what was fetched but not started, and returns.
 func (w *Worker) Run(ctx context.Context) error {
-	cons, err := w.js.Consumer(ctx, w.cfg.Topology.RequestsStream, w.cfg.Topology.Consumer)
+	cons, err := w.bind(ctx)
 	if err != nil {
 		w.ready.Set("consumer", false, "not bound")
 		if ctx.Err() != nil {
@@ -175,6 +175,19 @@ loop:
 	}
 	w.logger.Info("drained")
 	return loopErr
+}
+
+// bind looks the consumer up, asking again while a cluster elects its leader (a call then goes
+// unanswered) rather than failing the worker.
+func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
+	for {
+		callCtx, cancel := shortCall(ctx)
+		cons, err := w.js.Consumer(callCtx, w.cfg.Topology.RequestsStream, w.cfg.Topology.Consumer)
+		cancel()
+		if !unanswered(ctx, err) {
+			return cons, err
+		}
+	}
 }
 
 // openPull starts a pull iterator. It buffers no more than the worker can start (a buffered

@@ -191,7 +191,12 @@ func SetupWith(ctx context.Context, js jetstream.JetStream, t Topology, p Consum
 			continue
 		}
 		report.Applied = apply
-		report.Consumer, err = js.Consumer(ctx, t.RequestsStream, t.Consumer)
+		callCtx, cancel := shortCall(ctx)
+		report.Consumer, err = js.Consumer(callCtx, t.RequestsStream, t.Consumer)
+		cancel()
+		if unanswered(ctx, err) {
+			continue // a consumer just created may not answer until it has a leader
+		}
 		if err != nil {
 			return SetupReport{}, fmt.Errorf("consumer %s: %w", t.Consumer, err)
 		}

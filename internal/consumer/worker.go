@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/logattr"
 	"github.com/provisioner-dev/provisioner/internal/provision"
+	"github.com/provisioner-dev/provisioner/internal/tracing"
 )
 
 // Handler is the domain step. Implemented by *provision.Service.
@@ -59,6 +61,8 @@ type Config struct {
 	Pull   PullConfig
 	Source string // CloudEvents source of results
 	Now    func() time.Time
+	// TracerProvider records a span per delivery and its children; nil = tracing off.
+	TracerProvider trace.TracerProvider
 }
 
 // Worker pulls requests from the durable consumer and handles them.
@@ -125,7 +129,10 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	outcome := provision.OutcomeRetry
 	defer func() { done(outcome) }()
 
-	logger := w.logger.With("kind", kind, "stream_seq", meta.Sequence.Stream, "delivery", delivery)
+	ctx, span := tracing.StartProcess(ctx, w.cfg.TracerProvider, tracing.Delivery{Subject: msg.Subject(), Header: msg.Headers(), BodySize: len(msg.Data()), Stream: meta.Stream, Sequence: meta.Sequence.Stream, Stored: meta.Timestamp, Consumer: meta.Consumer, Number: delivery})
+	var dec provision.Decision
+	defer func() { span.End(outcome, errorCode(dec.Err)) }()
+	logger := w.logger.With(append([]any{"kind", kind, "stream_seq", meta.Sequence.Stream, "delivery", delivery}, tracing.LogAttrs(ctx)...)...)
 
 	// Keep the message ours while we work: AckWait restarts at every InProgress.
 	hbCtx, stopHB := context.WithCancel(ctx)
@@ -145,7 +152,6 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 
 	order := orderOf(msg, meta)
 	req, err := w.decoder.Decode(kind, msg.Data())
-	var dec provision.Decision
 	if err != nil {
 		id, ws := event.PeekID(msg.Data())
 		if id == "" {
@@ -174,6 +180,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		case req.ConnectorDisconnected != nil:
 			attrs = append(attrs, slog.String("connector_kind", req.ConnectorDisconnected.ConnectorKind()))
 		}
+		span.SetRequest(req.ID(), req.WorkspaceName())
 		logger = slog.New(logger.Handler().WithAttrs(attrs))
 		// lines logged with the request's context (the Airbyte client, the secret store) carry them too
 		reqCtx := logattr.With(ctx, attrs...)
@@ -189,10 +196,14 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Nak()
 	case dec.Action == provision.Ack:
 		outcome = dec.Outcome
-		w.finish(ctx, msg, logger, dec, delivery, nil)
+		if !w.finish(ctx, msg, logger, dec, delivery, nil) {
+			outcome = OutcomeNATSUnavailable // returned, not finished: the next delivery says how it ended
+		}
 	case dec.Action == provision.DeadLetter:
 		outcome = dec.Outcome
-		w.finish(ctx, msg, logger, dec, delivery, &deadLetterOrder{deliveries: meta.NumDelivered, order: order})
+		if !w.finish(ctx, msg, logger, dec, delivery, &deadLetterOrder{deliveries: meta.NumDelivered, order: order}) {
+			outcome = OutcomeNATSUnavailable
+		}
 	default:
 		if code, _ := event.CodeOf(dec.Err); code == contract.CodeNATSUnavailable {
 			outcome = OutcomeNATSUnavailable
@@ -210,20 +221,22 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 
 // finish publishes the decision's result (and dead letter), then acks or terminates. If a publish
 // fails, the request is Nak'd: the ledger makes the next delivery publish the same result again.
-func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, logger *slog.Logger, dec provision.Decision, delivery int, deadLetter *deadLetterOrder) {
+// It reports whether the request was finished (false: returned because JetStream did not take a
+// publish).
+func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, logger *slog.Logger, dec provision.Decision, delivery int, deadLetter *deadLetterOrder) bool {
 	pubCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := w.publisher.PublishResult(pubCtx, dec.Result, msg.Headers().Get(HeaderTraceparent)); err != nil {
 		logger.Error("result not published; returning the request", "error", err)
 		_ = msg.NakWithDelay(w.cfg.NakDelay(delivery))
-		return
+		return false
 	}
 	w.metrics.ResultPublished(dec.Result.Message)
 	if deadLetter == nil {
 		if err := msg.Ack(); err != nil {
 			logger.Warn("ack failed; a redelivery will replay the result", "error", err)
 		}
-		return
+		return true
 	}
 	code, _ := event.CodeOf(dec.Err)
 	if err := w.publisher.PublishDeadLetter(pubCtx, msg, DeadLetter{
@@ -232,7 +245,7 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, logger *slog.Log
 	}, w.cfg.Now()); err != nil {
 		logger.Error("dead letter not published; returning the request", "error", err)
 		_ = msg.NakWithDelay(w.cfg.NakDelay(delivery))
-		return
+		return false
 	}
 	w.metrics.DeadLettered(string(code))
 	// the verdict is the result event (and the dead-letter metric); the log line is for debugging
@@ -240,6 +253,16 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, logger *slog.Log
 	if err := msg.TermWithReason(string(code)); err != nil {
 		logger.Warn("term failed; a redelivery will dead-letter it again (deduplicated)", "error", err)
 	}
+	return true
+}
+
+// errorCode is the code of a failed decision's error, "" for none.
+func errorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	code, _ := event.CodeOf(err)
+	return string(code)
 }
 
 // order is a request's place in the publish order and the revision its verdict gets.

@@ -407,8 +407,8 @@ func natsConnectFix(err error) string {
 
 // ---- secret backends
 
-// checkSecrets checks each backend on its own and returns a store of all of them (nil if any
-// could not be built), for the Airbyte client secret reference.
+// checkSecrets checks each backend on its own and, for the Airbyte client secret reference, returns
+// a store of all of them (nil without a reference, or if a backend failed).
 func (d *doctor) checkSecrets(ctx context.Context) *vault.Store {
 	full := d.cfg.VaultStoreConfig()
 	probePath := d.probePath()
@@ -458,8 +458,8 @@ func (d *doctor) checkSecrets(ctx context.Context) *vault.Store {
 			d.fail(b.name, b.detail+": "+err.Error(), secretFix(b.name, err))
 		}
 	}
-	if !healthy {
-		return nil
+	if !healthy || d.cfg.AirbyteClientSecretRef == "" {
+		return nil // only the client secret reference needs every backend at once
 	}
 	store, err := vault.New(ctx, full, d.opts.Logger)
 	if err != nil {

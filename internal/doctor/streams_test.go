@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -84,6 +85,43 @@ func TestEmbeddedNATS(t *testing.T) {
 			out := lines(doctor.Run(context.Background(), c, doctor.Options{Timeout: 3 * time.Second}))
 			if !strings.Contains(out, tc.want) {
 				t.Errorf("doctor output lacks %q:\n%s", tc.want, out)
+			}
+		})
+	}
+}
+
+// With --airbyte-client-secret-ref, doctor reads the client secret the way run does, then mints.
+func TestClientSecretRef(t *testing.T) {
+	_, airbyteURL := sandboxtest.Start(t, sandbox.Config{})
+	for _, tc := range []struct {
+		name, secret string
+		want         []string
+	}{
+		{"stored", sandbox.DefaultClientSecret, []string{"ok    airbyte client secret: read from file:provisioner/airbyte.json#client_secret", "ok    token mint:"}},
+		{"wrong", "not-the-client-secret", []string{"ok    airbyte client secret:", "FAIL  token mint:", "check --airbyte-client-id and the client secret"}},
+		{"absent", "", []string{"FAIL  airbyte client secret: --airbyte-client-secret-ref file:provisioner/airbyte.json#client_secret: "}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := workerConfig(t, "nats://127.0.0.1:1", airbyteURL)
+			cfg.AirbyteClientSecret = secret.Value{}
+			cfg.AirbyteClientSecretRef = "file:provisioner/airbyte.json#client_secret"
+			if tc.secret != "" {
+				p := filepath.Join(cfg.SecretsDir, "provisioner", "airbyte.json")
+				if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(`{"client_secret":"`+tc.secret+`"}`), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out := lines(doctor.Run(context.Background(), cfg, doctor.Options{Timeout: 3 * time.Second}))
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("doctor output lacks %q:\n%s", w, out)
+				}
+			}
+			if tc.secret != "" && strings.Contains(out, tc.secret) {
+				t.Fatal("doctor printed the client secret")
 			}
 		})
 	}

@@ -44,6 +44,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/provisioner-dev/provisioner/internal/tracing"
 )
 
 // State of an entry.
@@ -593,12 +595,16 @@ func (ls *Lease) SetProgress(ctx context.Context, progress json.RawMessage) erro
 
 // Activate records that Airbyte holds connector for the identity, put there by the lease's request,
 // whose verdict is record: leased -> active.
-func (ls *Lease) Activate(ctx context.Context, connector string, record json.RawMessage) error {
+func (ls *Lease) Activate(ctx context.Context, connector string, record json.RawMessage) (err error) {
+	ctx, span := tracing.StartLedger(ctx, "complete")
+	defer func() { span.End(err, "") }()
 	return ls.write(ctx, StateActive, func(e *Entry) { e.apply(connector, record) })
 }
 
 // Delete records that the identity has no connector, by the lease's request: leased -> deleted.
-func (ls *Lease) Delete(ctx context.Context, record json.RawMessage) error {
+func (ls *Lease) Delete(ctx context.Context, record json.RawMessage) (err error) {
+	ctx, span := tracing.StartLedger(ctx, "complete")
+	defer func() { span.End(err, "") }()
 	return ls.write(ctx, StateDeleted, func(e *Entry) { e.apply("", record) })
 }
 

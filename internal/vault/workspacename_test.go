@@ -73,3 +73,31 @@ func TestCheckWorkspaceNameAgreesWithPolicyCheck(t *testing.T) {
 		}
 	}
 }
+
+// Whatever the name, CheckWorkspaceName and the policy's own check agree on its shape, and a
+// refusal names a reason.
+func FuzzCheckWorkspaceName(f *testing.F) {
+	for _, s := range []string{"acme", "Acme Corp", "..", "", "a/b", "zürich", "a\x00", "-", "a.b_c-d"} {
+		f.Add(s)
+	}
+	p, err := vault.NewPolicy("customers/{workspace_name}/")
+	if err != nil {
+		f.Fatal(err)
+	}
+	ref, err := vault.ParseRef("file:customers/acme/github.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		nameErr := vault.CheckWorkspaceName(name)
+		var fe *vault.ForbiddenError
+		refusedForShape := errors.As(p.Check(ref, name), &fe) && strings.Contains(fe.Reason, "workspace name cannot be used")
+		if refusedForShape != (nameErr != nil) {
+			t.Fatalf("%q: policy refuses its shape: %v, CheckWorkspaceName: %v", name, refusedForShape, nameErr)
+		}
+		var wne *vault.WorkspaceNameError
+		if nameErr != nil && (!errors.As(nameErr, &wne) || wne.Reason == "") {
+			t.Fatalf("%q: refusal without a reason: %v", name, nameErr)
+		}
+	})
+}
