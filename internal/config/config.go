@@ -77,6 +77,9 @@ type Config struct {
 	MetricsAddr     string
 	LogFormat       string
 	LogLevel        string
+	// ClockSkew shifts this process's wall clock (tests and the chaos soak only): leases and token
+	// caches must not depend on hosts' clocks agreeing.
+	ClockSkew time.Duration
 	ShutdownTimeout time.Duration
 }
 
@@ -167,6 +170,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "address of /metrics, /healthz and /readyz (empty = off)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "auto (text on a terminal, else json), text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.DurationVar(&c.ClockSkew, "clock-skew", c.ClockSkew, "testing only: run with this process's clock shifted by this much (the chaos soak skews one worker)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight requests get to finish on shutdown")
 	return fs
 }

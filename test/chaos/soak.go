@@ -123,6 +123,7 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 		}, clusterWorkerArgs(o)...),
 		// the client secret travels in the environment, never on a command line
 		Env:           []string{"PROVISIONER_AIRBYTE_CLIENT_SECRET=" + sandbox.DefaultClientSecret},
+		EnvOf:         clusterWorkerEnv(o),
 		StartedMarker: `"msg":"worker started"`,
 	}, o.workers, logger)
 	if err != nil {
