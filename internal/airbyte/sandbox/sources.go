@@ -67,14 +67,8 @@ func (s *Server) handleSourceCreate(w http.ResponseWriter, r *http.Request, d de
 		writeAuthError(w, err)
 		return
 	}
-	obj, err := decodeObject(r)
-	if err != nil {
-		writeError(w, http.StatusUnprocessableEntity, "body", "value_error", err.Error())
-		return
-	}
 	var req sourceCreateRequest
-	if field, ok := decodeInto(obj, &req, "workspace_id", "source_template_id", "source_config"); !ok {
-		writeError(w, http.StatusUnprocessableEntity, field, "missing", "field required: "+field)
+	if !decodeRequest(w, r, &req, "workspace_id", "source_template_id", "source_config") {
 		return
 	}
 	ws, err := s.workspaceByIDFor(p, req.WorkspaceID)
@@ -150,14 +144,8 @@ func (s *Server) handleSourceUpdate(w http.ResponseWriter, r *http.Request, _ de
 	if !ok {
 		return
 	}
-	obj, err := decodeObject(r)
-	if err != nil {
-		writeError(w, http.StatusUnprocessableEntity, "body", "value_error", err.Error())
-		return
-	}
 	var req sourceUpdateRequest
-	if field, ok := decodeInto(obj, &req); !ok {
-		writeError(w, http.StatusUnprocessableEntity, field, "value_error", "invalid request body")
+	if !decodeRequest(w, r, &req) {
 		return
 	}
 	var plain, creds map[string]any

@@ -187,14 +187,8 @@ func (s *Server) handleConnectorExecute(w http.ResponseWriter, r *http.Request, 
 	if !ok {
 		return
 	}
-	obj, err := decodeObject(r)
-	if err != nil {
-		writeError(w, http.StatusUnprocessableEntity, "body", "value_error", err.Error())
-		return
-	}
 	var req executeRequest
-	if field, ok := decodeInto(obj, &req, "entity", "action"); !ok {
-		writeError(w, http.StatusUnprocessableEntity, field, "missing", "field required: "+field)
+	if !decodeRequest(w, r, &req, "entity", "action") {
 		return
 	}
 	writeJSON(w, http.StatusOK, executeResponse{

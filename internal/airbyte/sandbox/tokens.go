@@ -14,14 +14,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, _ decision)
 		writeAuthError(w, forbidden("the application does not belong to the organization in X-Organization-Id"))
 		return
 	}
-	obj, err := decodeObject(r)
-	if err != nil {
-		writeError(w, http.StatusUnprocessableEntity, "body", "value_error", err.Error())
-		return
-	}
 	var req tokenRequest
-	if field, ok := decodeInto(obj, &req, "client_id", "client_secret"); !ok {
-		writeError(w, http.StatusUnprocessableEntity, field, "missing", "field required: "+field)
+	if !decodeRequest(w, r, &req, "client_id", "client_secret") {
 		return
 	}
 	idOK := subtle.ConstantTimeCompare([]byte(req.ClientID), []byte(s.cfg.ClientID)) == 1
@@ -43,6 +37,26 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, _ decision)
 		ExpiresIn:      int64(s.cfg.ExpiresIn.Seconds()),
 		OrganizationID: s.cfg.OrganizationID,
 	})
+}
+
+// decodeRequest reads the body into v and answers 422 when it cannot: the body is not a JSON
+// object, a required member is missing or null ("missing"), or a member does not fit v.
+func decodeRequest(w http.ResponseWriter, r *http.Request, v any, required ...string) bool {
+	obj, err := decodeObject(r)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "body", "value_error", err.Error())
+		return false
+	}
+	field, ok := decodeInto(obj, v, required...)
+	switch {
+	case ok:
+		return true
+	case len(required) > 0:
+		writeError(w, http.StatusUnprocessableEntity, field, "missing", "field required: "+field)
+	default:
+		writeError(w, http.StatusUnprocessableEntity, field, "value_error", "invalid request body")
+	}
+	return false
 }
 
 // decodeInto unmarshals obj into v after checking that the required members are present and
@@ -83,13 +97,7 @@ func (s *Server) scopedTokenFor(w http.ResponseWriter, r *http.Request, widget b
 		writeAuthError(w, err)
 		return "", nil, req, false
 	}
-	obj, err := decodeObject(r)
-	if err != nil {
-		writeError(w, http.StatusUnprocessableEntity, "body", "value_error", err.Error())
-		return "", nil, req, false
-	}
-	if field, ok := decodeInto(obj, &req); !ok {
-		writeError(w, http.StatusUnprocessableEntity, field, "value_error", "invalid request body")
+	if !decodeRequest(w, r, &req) {
 		return "", nil, req, false
 	}
 	name := req.workspaceNameOf()
