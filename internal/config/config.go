@@ -74,12 +74,12 @@ type Config struct {
 	Lookup           string
 	CheckCredentials bool
 
-	MetricsAddr     string
-	LogFormat       string
-	LogLevel        string
+	MetricsAddr string
+	LogFormat   string
+	LogLevel    string
 	// ClockSkew shifts this process's wall clock (tests and the chaos soak only): leases and token
 	// caches must not depend on hosts' clocks agreeing.
-	ClockSkew time.Duration
+	ClockSkew       time.Duration
 	ShutdownTimeout time.Duration
 }
 
