@@ -172,23 +172,23 @@ func listedData(c airbyte.ConnectorSourceListItem, replicationConfig json.RawMes
 // createdData builds the result data from a create response, with every trace of the credentials
 // replaced: the credentials key, and any value equal to a credential wherever Airbyte echoed it.
 func createdData(resp *airbyte.ConnectorSourceCreateResponse, creds secret.Fields) *sourceData {
-	t := resp.SourceTemplate
-	return &sourceData{
-		ID: resp.ID, Name: resp.Name,
-		SourceTemplate:    sourceTemplate{ID: t.ID, Name: t.Name, SourceDefinitionID: t.SourceDefinitionID, Mode: string(t.Mode)},
-		ReplicationConfig: redactedConfig(resp.ReplicationConfig, secretValues(creds)),
-		CreatedAt:         timePtr(resp.CreatedAt), UpdatedAt: timePtr(resp.UpdatedAt),
-	}
+	return answeredData(resp.ID, resp.Name, resp.SourceTemplate, resp.ReplicationConfig, resp.CreatedAt, resp.UpdatedAt, creds)
 }
 
-// updatedData builds the result data from an embedded source's update response.
+// updatedData builds the result data from an embedded source's update response, redacted as
+// createdData is.
 func updatedData(resp *airbyte.SourceUpdateResponse, creds secret.Fields) *sourceData {
-	t := resp.SourceTemplate
+	return answeredData(resp.ID, resp.Name, resp.SourceTemplate, resp.SourceConfig, resp.CreatedAt, resp.UpdatedAt, creds)
+}
+
+// answeredData is the result data of a connector as Airbyte answered a create or an update, its
+// configuration redacted of the credentials.
+func answeredData(id, name string, t airbyte.DetailedSourceTemplate, config json.RawMessage, createdAt, updatedAt airbyte.Time, creds secret.Fields) *sourceData {
 	return &sourceData{
-		ID: resp.ID, Name: resp.Name,
-		SourceTemplate:    sourceTemplate{ID: t.ID, Name: t.Name, SourceDefinitionID: t.SourceDefinitionID, Mode: string(t.Mode)},
-		ReplicationConfig: redactedConfig(resp.SourceConfig, secretValues(creds)),
-		CreatedAt:         timePtr(resp.CreatedAt), UpdatedAt: timePtr(resp.UpdatedAt),
+		ID: id, Name: name,
+		SourceTemplate:    sourceTemplate{ID: t.ID, Name: t.Name, SourceDefinitionID: t.SourceDefinitionID, Mode: t.Mode},
+		ReplicationConfig: redactedConfig(config, secretValues(creds)),
+		CreatedAt:         timePtr(createdAt), UpdatedAt: timePtr(updatedAt),
 	}
 }
 
