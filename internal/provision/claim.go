@@ -127,6 +127,20 @@ func (s *Service) settledClaim(ctx context.Context, id ledger.Identity, req even
 	return Decision{}, false
 }
 
+// begin starts the work a claim calls for: claims that need none are answered (done, with dec);
+// otherwise the lease is held (the caller ends w), and a lease taken over is counted and logged.
+func (s *Service) begin(ctx context.Context, id ledger.Identity, req event.Request, d Delivery, c ledger.Claim, errMessage string) (workCtx context.Context, w *work, dec Decision, done bool) {
+	if dec, done := s.settledClaim(ctx, id, req, d, c, errMessage); done {
+		return nil, nil, dec, true
+	}
+	if c.TookOver {
+		s.observer.LeaseTakeover()
+		d.Logger.Info("took over an unfinished lease", "previous_attempts", c.Entry.Attempts-1)
+	}
+	workCtx, w = s.startWork(ctx, c.Lease)
+	return workCtx, w, Decision{}, false
+}
+
 // priorProgress is what the claim tells of unfinished earlier attempts. A lease taken over without
 // any recorded progress still counts as a create that may have been sent by its request: its holder
 // died at an unknown point.

@@ -27,14 +27,10 @@ func (s *Service) connectorDisconnected(ctx context.Context, req event.Request, 
 	if err != nil {
 		return s.fail(req, d, err)
 	}
-	if dec, done := s.settledClaim(ctx, id, req, d, c, contract.MessageSourceDeleteError); done {
+	workCtx, w, dec, done := s.begin(ctx, id, req, d, c, contract.MessageSourceDeleteError)
+	if done {
 		return dec
 	}
-	if c.TookOver {
-		s.observer.LeaseTakeover()
-		d.Logger.Info("took over an unfinished lease", "previous_attempts", c.Entry.Attempts-1)
-	}
-	workCtx, w := s.startWork(ctx, c.Lease)
 	defer w.end()
 	rec, err := s.disconnect(workCtx, r, c, w)
 	if err != nil {

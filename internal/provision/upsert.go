@@ -50,14 +50,10 @@ func (s *Service) credentialsSubmitted(ctx context.Context, req event.Request, d
 	if c.Entry.SettledState() == ledger.StateActive {
 		errMessage = contract.MessageSourceUpdateError
 	}
-	if dec, done := s.settledClaim(ctx, id, req, d, c, errMessage); done {
+	workCtx, w, dec, done := s.begin(ctx, id, req, d, c, errMessage)
+	if done {
 		return dec
 	}
-	if c.TookOver {
-		s.observer.LeaseTakeover()
-		d.Logger.Info("took over an unfinished lease", "previous_attempts", c.Entry.Attempts-1)
-	}
-	workCtx, w := s.startWork(ctx, c.Lease)
 	defer w.end()
 
 	u := &upsert{r: r, t: targetOf(r), d: d, w: w, entry: c.Entry, prev: priorProgress(c), past: pastConnectors(c.Entry),
