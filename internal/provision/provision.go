@@ -280,14 +280,10 @@ func classifyAirbyte(op string, err error) error {
 	var crash *CrashError
 	var coded *event.CodedError
 	if errors.As(err, &crash) || errors.As(err, &coded) {
-		return err
+		return err // a crash, or classified already (a step of the operation): one code, each prefix once
 	}
 	var apiErr *airbyte.APIError
 	var trErr *airbyte.TransportError
-	var ce *event.CodedError
-	if errors.As(err, &ce) {
-		return err // classified already (a step of the operation): one code, each prefix once
-	}
 	// The client's errors name their operation already ("airbyte connectors_create: 422 ..."):
 	// they are kept as they are, so that each prefix appears once.
 	switch {
