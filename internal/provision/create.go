@@ -92,8 +92,10 @@ func (s *Service) createConnector(ctx context.Context, u *upsert, except string)
 			// The connector may exist now even though we saw a failure: look before the next create.
 			if airbyte.IsAmbiguous(err) || !errors.As(err, new(*airbyte.APIError)) {
 				mustLookup = true
-			} else {
-				u.w.answered() // a definite answer: nothing was created
+			} else if !mustLookup {
+				// a definite answer: nothing was created. After an ambiguous create it settles only
+				// this call; the earlier one may still commit, so the work stays unsettled.
+				u.w.answered()
 			}
 			return nil, permanentUnlessRetryable(classifyAirbyte("create connector", err))
 		}

@@ -410,3 +410,30 @@ func TestDeadLeaseTakenOverWithinOneDelivery(t *testing.T) {
 		t.Fatalf("result %s", resultText(res))
 	}
 }
+
+// A create that failed ambiguously (a 500: Airbyte may still commit it) keeps the lease held for
+// CreateSettle when the delivery gives up, even if a later create of the same delivery got a
+// definite answer: that answer settles only its own call. Released at once instead, the next
+// holder could list before the first create commits, miss it and create a second connector.
+func TestAmbiguousCreateStaysUnsettledAfterALaterDefiniteAnswer(t *testing.T) {
+	// Seed 2 decides the first create's fate as 500 and the second's as 400.
+	r := newRig(t, sandbox.Config{Seed: 2, Faults: sandbox.Faults{Rules: map[string]sandbox.FaultRule{
+		sandbox.OpConnectorsCreate: {ErrorRates: map[int]float64{400: 0.5, 500: 0.5}},
+	}}})
+	w := r.worker(workerOpts{owner: "a"})
+	d := w.handle(submit("r1", r.secret("acme/v1.json", "ghp_one")), r.next(), 1, false)
+	expect(t, d, provision.DeadLetter, contract.MessageSourceCreateError)
+	if code, _ := event.CodeOf(d.Err); code != contract.CodeAirbyteBadRequest {
+		t.Fatalf("error %v, want the second create's 400", d.Err)
+	}
+	if st := r.sandbox.Stats(); st.Requests[sandbox.OpConnectorsCreate] != 2 || st.Faults[sandbox.FaultError] != 2 {
+		t.Fatalf("creates %d, injected errors %d: want two creates, both failed", st.Requests[sandbox.OpConnectorsCreate], st.Faults[sandbox.FaultError])
+	}
+	e, _, err := w.ledger.Get(t.Context(), ledger.Identity{WorkspaceName: "acme", ConnectorKind: "type:github", Name: "GitHub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.State != ledger.StateLeased || e.Lease == nil {
+		t.Fatalf("entry %s (lease %+v): want the lease held for CreateSettle after the ambiguous create", e.State, e.Lease)
+	}
+}
