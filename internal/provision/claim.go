@@ -172,6 +172,9 @@ type work struct {
 	renewDone chan struct{}
 	// unsettledAt is when a call whose outcome is unknown (a create, a delete) was sent; 0: none.
 	unsettledAt atomic.Int64
+	// createUnsettled: a create's outcome stayed unknown. Airbyte may still commit it whatever
+	// later calls answer, so the work stays unsettled to its end.
+	createUnsettled atomic.Bool
 	// progress is what the next holder must know if this one gives up: it is written with the
 	// release (a holder that dies leaves its lease, and a lease taken over implies a create sent).
 	mu       sync.Mutex
@@ -214,8 +217,15 @@ func (w *work) end() {
 	w.lease.Close()
 }
 
-func (w *work) sending()  { w.unsettledAt.Store(w.s.cfg.Now().UnixNano()) }
-func (w *work) answered() { w.unsettledAt.Store(0) }
+func (w *work) sending()       { w.unsettledAt.Store(w.s.cfg.Now().UnixNano()) }
+func (w *work) createUnknown() { w.createUnsettled.Store(true) }
+
+// answered settles the call last sent, unless a create before it is still unsettled.
+func (w *work) answered() {
+	if !w.createUnsettled.Load() {
+		w.unsettledAt.Store(0)
+	}
+}
 
 // giveBack returns the lease after a failure (with the progress recorded so far), so the next
 // delivery on any replica can claim it without waiting for it to lapse — unless a call may still

@@ -92,10 +92,9 @@ func (s *Service) createConnector(ctx context.Context, u *upsert, except string)
 			// The connector may exist now even though we saw a failure: look before the next create.
 			if airbyte.IsAmbiguous(err) || !errors.As(err, new(*airbyte.APIError)) {
 				mustLookup = true
-			} else if !mustLookup {
-				// a definite answer: nothing was created. After an ambiguous create it settles only
-				// this call; the earlier one may still commit, so the work stays unsettled.
-				u.w.answered()
+				u.w.createUnknown()
+			} else {
+				u.w.answered() // a definite answer: this create made nothing
 			}
 			return nil, permanentUnlessRetryable(classifyAirbyte("create connector", err))
 		}

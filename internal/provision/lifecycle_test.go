@@ -412,28 +412,62 @@ func TestDeadLeaseTakenOverWithinOneDelivery(t *testing.T) {
 }
 
 // A create that failed ambiguously (a 500: Airbyte may still commit it) keeps the lease held for
-// CreateSettle when the delivery gives up, even if a later create of the same delivery got a
+// CreateSettle when the delivery gives up, even if a later call of the same delivery got a
 // definite answer: that answer settles only its own call. Released at once instead, the next
-// holder could list before the first create commits, miss it and create a second connector.
+// holder could list before the first create commits, miss it, and create a second connector (or
+// leave it behind, holding the customer's credentials).
 func TestAmbiguousCreateStaysUnsettledAfterALaterDefiniteAnswer(t *testing.T) {
-	// Seed 2 decides the first create's fate as 500 and the second's as 400.
-	r := newRig(t, sandbox.Config{Seed: 2, Faults: sandbox.Faults{Rules: map[string]sandbox.FaultRule{
-		sandbox.OpConnectorsCreate: {ErrorRates: map[int]float64{400: 0.5, 500: 0.5}},
-	}}})
-	w := r.worker(workerOpts{owner: "a"})
-	d := w.handle(submit("r1", r.secret("acme/v1.json", "ghp_one")), r.next(), 1, false)
-	expect(t, d, provision.DeadLetter, contract.MessageSourceCreateError)
-	if code, _ := event.CodeOf(d.Err); code != contract.CodeAirbyteBadRequest {
-		t.Fatalf("error %v, want the second create's 400", d.Err)
-	}
-	if st := r.sandbox.Stats(); st.Requests[sandbox.OpConnectorsCreate] != 2 || st.Faults[sandbox.FaultError] != 2 {
-		t.Fatalf("creates %d, injected errors %d: want two creates, both failed", st.Requests[sandbox.OpConnectorsCreate], st.Faults[sandbox.FaultError])
-	}
-	e, _, err := w.ledger.Get(t.Context(), ledger.Identity{WorkspaceName: "acme", ConnectorKind: "type:github", Name: "GitHub"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.State != ledger.StateLeased || e.Lease == nil {
-		t.Fatalf("entry %s (lease %+v): want the lease held for CreateSettle after the ambiguous create", e.State, e.Lease)
+	for _, tc := range []struct {
+		name   string
+		seed   int64                        // decides each call's fate from the sandbox's fault plan
+		faults map[string]sandbox.FaultRule // by operation
+		first  bool                         // r1 is expected to end the delivery (no earlier connector)
+		code   contract.Code                // the error the delivery ends with
+		calls  map[string]int64             // requests by operation the scenario must have made
+	}{
+		{
+			// seed 2: the first create answers 500, the second 400
+			name: "create, then a create's 400", seed: 2, first: true, code: contract.CodeAirbyteBadRequest,
+			faults: map[string]sandbox.FaultRule{sandbox.OpConnectorsCreate: {ErrorRates: map[int]float64{400: 0.5, 500: 0.5}}},
+			calls:  map[string]int64{sandbox.OpConnectorsCreate: 2},
+		},
+		{
+			// seed 5: r1's create succeeds; r2's replace gets a 500, then a new connector, then a
+			// 403 deleting the old one
+			name: "replace, then a delete's 403", seed: 5, code: contract.CodeAirbyteForbidden,
+			faults: map[string]sandbox.FaultRule{
+				sandbox.OpConnectorsCreate: {ErrorRates: map[int]float64{500: 0.5}},
+				sandbox.OpConnectorsDelete: {ErrorRates: map[int]float64{403: 1}},
+			},
+			calls: map[string]int64{sandbox.OpConnectorsCreate: 3, sandbox.OpConnectorsDelete: 1},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, sandbox.Config{Seed: tc.seed, Faults: sandbox.Faults{Rules: tc.faults}})
+			w := r.worker(workerOpts{owner: "a"})
+			req, message := submit("r1", r.secret("acme/v1.json", "ghp_one")), contract.MessageSourceCreateError
+			if !tc.first {
+				expect(t, w.until(t, req, r.next()), provision.Ack, contract.MessageSourceCreated)
+				req, message = submit("r2", r.secret("acme/v2.json", "ghp_two")), contract.MessageSourceUpdateError
+			}
+			d := w.handle(req, r.next(), 1, false)
+			expect(t, d, provision.DeadLetter, message)
+			if code, _ := event.CodeOf(d.Err); code != tc.code {
+				t.Fatalf("error %v, want %s", d.Err, tc.code)
+			}
+			st := r.sandbox.Stats()
+			for op, n := range tc.calls {
+				if st.Requests[op] != n {
+					t.Fatalf("%d requests of %s, want %d: the scenario did not happen", st.Requests[op], op, n)
+				}
+			}
+			e, _, err := w.ledger.Get(t.Context(), ledger.Identity{WorkspaceName: "acme", ConnectorKind: "type:github", Name: "GitHub"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.State != ledger.StateLeased || e.Lease == nil {
+				t.Fatalf("entry %s (lease %+v): want the lease held for CreateSettle after the ambiguous create", e.State, e.Lease)
+			}
+		})
 	}
 }
