@@ -68,7 +68,8 @@ var transitions = map[State][]State{
 }
 
 // legal reports whether from -> to is an edge of the state machine. The empty state is a key that
-// does not exist yet: it may only become leased (a claim) or deleted (an offboarding tombstone).
+// does not exist yet: it may only become leased (a claim; an offboarding's tombstone is written
+// through a lease too, by checkOffboarded or the offboarding's own claim).
 func legal(from, to State) bool {
 	if from == "" {
 		from = StateAbsent
