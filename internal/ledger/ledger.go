@@ -115,8 +115,11 @@ type Applied struct {
 }
 
 // recentCap bounds how many earlier verdicts an entry keeps, so that a late redelivery of a request
-// that was applied before a newer one replays its own verdict instead of being called superseded.
-const recentCap = 8
+// that was applied before a newer one replays its own verdict instead of being called superseded
+// (or applied again). It bounds how many other requests for one identity may be recorded between
+// two copies of a request; 8 was too few for ten requests interleaved with their duplicates. A
+// verdict is a few hundred bytes, so an entry stays well under KV's value limit.
+const recentCap = 32
 
 // LeaseInfo is the lease part of a leased entry.
 type LeaseInfo struct {

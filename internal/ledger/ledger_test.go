@@ -541,3 +541,49 @@ func TestKeyLayout(t *testing.T) {
 		}
 	}
 }
+
+// A duplicate published later, with its own newer sequence, replays its request's verdict even
+// after many newer requests' verdicts were recorded (applied, or noted as superseded): a short
+// history would forget it and give the duplicate a contradicting verdict. Sixteen is more than the
+// ten requests for one identity that internal/app's TestConcurrentDuplicatesCreateOneConnector
+// interleaves.
+func TestVerdictReplayedAfterManyNewerVerdicts(t *testing.T) {
+	const newer = 16
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		// record puts r0's verdict, then newer verdicts of other requests, in the entry
+		record func(t *testing.T, l *ledger.Ledger)
+	}{
+		{"applied", func(t *testing.T, l *ledger.Ledger) {
+			for i := range newer + 1 {
+				c := mustClaim(t, l, acme, req(fmt.Sprintf("r%d", i), uint64(i+1)), ledger.Claimed)
+				if err := c.Lease.Activate(ctx, fmt.Sprintf("conn-%d", i), json.RawMessage(fmt.Sprintf(`{"v":%d}`, i))); err != nil {
+					t.Fatal(err)
+				}
+				c.Lease.Close()
+			}
+		}},
+		{"noted as superseded", func(t *testing.T, l *ledger.Ledger) {
+			c := mustClaim(t, l, acme, req("top", 1000), ledger.Claimed)
+			if err := c.Lease.Activate(ctx, "conn-top", json.RawMessage(`{"v":"top"}`)); err != nil {
+				t.Fatal(err)
+			}
+			c.Lease.Close()
+			for i := range newer + 1 {
+				if n, err := l.Note(ctx, acme, req(fmt.Sprintf("r%d", i), uint64(i+1)), json.RawMessage(fmt.Sprintf(`{"v":%d}`, i))); err != nil || n.Outcome != ledger.Recorded {
+					t.Fatalf("note r%d: %v %v", i, n.Outcome, err)
+				}
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := open(t, natsembedtest.Start(t), "worker-a", newClock(0))
+			tc.record(t, l)
+			c := mustClaim(t, l, acme, req("r0", 5000), ledger.Recorded)
+			if string(c.Verdict.Record) != `{"v":0}` {
+				t.Fatalf("replayed %s, want r0's own verdict", c.Verdict.Record)
+			}
+		})
+	}
+}
