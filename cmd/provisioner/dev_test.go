@@ -82,6 +82,28 @@ func TestDev(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a bad request is printed once", func(t *testing.T) {
+		var stdout, stderr lockedBuffer
+		code := dispatch(context.Background(), []string{"publish", "credentials", "--nats-url", d.natsURL, "--no-validate",
+			"--id", "bad-once-1", "--workspace", "acme", "--credentials-ref", "file:customers/acme/github.json"}, &stdout, &stderr)
+		if code != exitOK {
+			t.Fatalf("publish: exit %d %s", code, stderr.String())
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(d.stdout.String(), "request=bad-once-1") {
+			if time.Now().After(deadline) {
+				t.Fatalf("no result for the bad request\n%s", d.stdout.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		all := d.stdout.String() + d.stderr.String()
+		if n := strings.Count(all, "bad-once-1"); n != 1 {
+			t.Errorf("the bad request appears %d times:\n%s", n, all)
+		}
+		if !strings.Contains(d.stdout.String(), "code=schema_violation retryable=false: give one of connector_type, definition_id or source_template_id") {
+			t.Errorf("the result line does not say what to fix:\n%s", d.stdout.String())
+		}
+	})
 	t.Run("the hint runs publish the way dev was started", func(t *testing.T) {
 		// a test binary is built by go test like go run builds one: no name on PATH finds it
 		if !strings.Contains(out, "publish more with: go run ./cmd/provisioner publish credentials --nats-url "+d.natsURL) {

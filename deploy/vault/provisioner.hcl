@@ -17,8 +17,8 @@ path "secret/data/provisioner/airbyte" {
   capabilities = ["read"]
 }
 
-# Keep its own token alive (the worker renews it with a lifetime watcher and logs in again when it
-# expires or is revoked).
+# Keep its own token alive (the worker renews it at two thirds of each lease and logs in again when
+# it expires or is revoked).
 path "auth/token/renew-self" {
   capabilities = ["update"]
 }

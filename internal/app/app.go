@@ -35,6 +35,7 @@ import (
 	"github.com/provisioner-dev/provisioner/internal/metrics"
 	"github.com/provisioner-dev/provisioner/internal/natsembed"
 	"github.com/provisioner-dev/provisioner/internal/provision"
+	"github.com/provisioner-dev/provisioner/internal/secret"
 	"github.com/provisioner-dev/provisioner/internal/tracing"
 	"github.com/provisioner-dev/provisioner/internal/vault"
 )
@@ -200,15 +201,21 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 		return err
 	}
 
-	store, err := vault.New(ctx, cfg.VaultStoreConfig(), logger.With("component", "secrets"))
+	storeCfg := cfg.VaultStoreConfig()
+	if cfg.Vault.Addr != "" {
+		health.Set(metrics.ConditionVault, false, "not logged in yet")
+		storeCfg.VaultObserver = vaultObserver{metrics: m, health: health}
+	}
+	secretsLogger := logger.With("component", "secrets")
+	store, err := vault.New(ctx, storeCfg, secretsLogger)
 	if err != nil {
 		return fmt.Errorf("secret store: %w", err)
 	}
 	defer store.Close()
 	clientSecret := cfg.AirbyteClientSecret
 	if cfg.AirbyteClientSecretRef != "" {
-		if clientSecret, err = vault.ResolveValue(ctx, store, cfg.AirbyteClientSecretRef); err != nil {
-			return fmt.Errorf("--airbyte-client-secret-ref: %w", err)
+		if clientSecret, err = resolveClientSecret(ctx, store, cfg.AirbyteClientSecretRef, health, secretsLogger); err != nil {
+			return err
 		}
 	}
 	client, err := airbyte.New(airbyte.Config{
@@ -272,6 +279,54 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	flushTraces(ctx, opts.TracerProvider, logger)
 	return nil
 }
+
+// resolveClientSecret reads the Airbyte client secret from the secret store. A store that cannot
+// answer yet (Vault sealed or unreachable) is waited out, with readiness false and the reason,
+// until it answers or ctx ends; an answer that will not change (no such secret, no permission)
+// ends start-up.
+func resolveClientSecret(ctx context.Context, store *vault.Store, ref string, health *metrics.Health, logger *slog.Logger) (secret.Value, error) {
+	health.Set(metrics.ConditionAirbyteClientSecret, false, "not read yet")
+	var value secret.Value
+	err := backoff.RetryNotify(func() error {
+		v, err := vault.ResolveValue(ctx, store, ref)
+		var retryable interface{ Retryable() bool }
+		switch {
+		case err == nil:
+			value = v
+			return nil
+		case errors.As(err, &retryable) && retryable.Retryable():
+			return err
+		}
+		return backoff.Permanent(err)
+	}, backoff.WithContext(startupBackOff(), ctx), func(err error, next time.Duration) {
+		reason := "waiting for the secret store"
+		var unavailable *vault.UnavailableError
+		if errors.As(err, &unavailable) && unavailable.Detail != "" {
+			reason += ": " + unavailable.Detail // fixed words: no reference, no secret
+		}
+		health.Set(metrics.ConditionAirbyteClientSecret, false, reason)
+		logger.Warn("airbyte client secret not readable yet; waiting for the secret store (the worker consumes nothing meanwhile)",
+			"error", err, "in", next)
+	})
+	if err != nil {
+		return secret.Value{}, fmt.Errorf("--airbyte-client-secret-ref: %w", err)
+	}
+	health.Set(metrics.ConditionAirbyteClientSecret, true, "")
+	return value, nil
+}
+
+// vaultObserver reports the Vault backend's login state to readiness and metrics.
+type vaultObserver struct {
+	metrics *metrics.Metrics
+	health  *metrics.Health
+}
+
+func (o vaultObserver) VaultStatus(s vault.Status) {
+	o.metrics.SetVaultLoginState(s.State, s.HasToken, s.ExpiresAt)
+	o.health.Set(metrics.ConditionVault, s.State != vault.StateFailing, s.Reason)
+}
+
+func (o vaultObserver) VaultLogin(ok bool) { o.metrics.VaultLogin(ok) }
 
 // startupCallTimeout bounds one start-up call: 1s plus up to 1s of jitter. A cluster answers in
 // milliseconds once it has a leader; a call stuck on an election, or a create that lost the race

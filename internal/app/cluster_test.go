@@ -271,3 +271,27 @@ func metricValue(t *testing.T, addr, series string) float64 {
 	}
 	return 0
 }
+
+// A result JetStream does not take (no stream answers: a leader election, here a missing results
+// stream) returns the request, counted as nats_unavailable rather than as the outcome it did not
+// finish with; once the stream answers again the request ends with its result.
+func TestUnpublishedResultIsCountedAsNATSUnavailable(t *testing.T) {
+	e := newEnv(t, sandbox.Config{})
+	e.writeSecret("acme/github.json", map[string]string{"token": "t-1"})
+	r := e.start(nil)
+	ctx := context.Background()
+	if err := e.js.DeleteStream(ctx, "PROVISIONER_RESULTS"); err != nil {
+		t.Fatal(err)
+	}
+	e.publish("credentials.submitted", credentialsRequest("unpublished", "acme", "github", "file:acme/github.json"))
+	waitFor(t, 30*time.Second, "a delivery returned as nats_unavailable", func() bool {
+		return metricValue(t, r.metrics, `provisioner_requests_finished_total{kind="credentials_submitted",outcome="nats_unavailable"}`) >= 1
+	})
+	if n := metricValue(t, r.metrics, `provisioner_requests_finished_total{kind="credentials_submitted",outcome="created"}`); n != 0 {
+		t.Fatalf("counted %v created while no result was published", n)
+	}
+	e.setupStreams()
+	if res := e.byRequest(e.results(1, 60*time.Second))["unpublished"]; res.Message != contract.MessageSourceCreated {
+		t.Fatalf("result %+v", res)
+	}
+}

@@ -488,9 +488,10 @@ func TestLookupAlwaysAdoptsForeignConnectors(t *testing.T) {
 			if tc.lookup == "always" && connectorIDOf(t, res) != foreign.ID {
 				t.Fatalf("adopted %s, want the foreign %s", connectorIDOf(t, res), foreign.ID)
 			}
-			if counter(t, r.registry, "provisioner_requests_finished_total", map[string]string{"outcome": tc.wantOutcome}) != 1 {
-				t.Fatalf("outcome %s not counted", tc.wantOutcome)
-			}
+			// The outcome is counted after the ack, a moment after the result is visible.
+			waitFor(t, 10*time.Second, "outcome "+tc.wantOutcome+" counted", func() bool {
+				return counter(t, r.registry, "provisioner_requests_finished_total", map[string]string{"outcome": tc.wantOutcome}) == 1
+			})
 		})
 	}
 }

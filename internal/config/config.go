@@ -89,7 +89,6 @@ func Default() Config {
 		ManageStreams: true,
 		Concurrency:   16, AckWait: 30 * time.Second, MaxDeliver: 8, MaxAckPending: 1000,
 		AirbyteURL: "https://api.airbyte.ai", AirbyteTimeout: 10 * time.Second, AirbyteConnectorToken: "application",
-		SecretsDir:  "./secrets",
 		Vault:       vault.VaultConfig{Mount: "secret", Auth: "token", AppRoleMount: "approle", K8sMount: "kubernetes", K8sTokenPath: "/var/run/secrets/kubernetes.io/serviceaccount/token"},
 		Lookup:      "recovery",
 		MetricsAddr: ":9090", LogFormat: "auto", LogLevel: "info", ShutdownTimeout: 25 * time.Second,
@@ -143,7 +142,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.DurationVar(&c.AirbyteTimeout, "airbyte-timeout", c.AirbyteTimeout, "timeout of one Airbyte HTTP attempt")
 	fs.Float64Var(&c.AirbyteRateLimit, "airbyte-rate-limit", c.AirbyteRateLimit, "client-side Airbyte requests per second per replica (0 = no limit)")
 	fs.StringVar(&c.AirbyteConnectorToken, "airbyte-connector-token", c.AirbyteConnectorToken, "bearer token of connector operations: application (as Airbyte's spec documents) or scoped (the workspace's scoped token)")
-	fs.StringVar(&c.SecretsDir, "secrets-dir", c.SecretsDir, "directory of the file secret backend (empty = off)")
+	fs.StringVar(&c.SecretsDir, "secrets-dir", c.SecretsDir, "directory of the file secret backend (file: references); off unless given")
 	fs.BoolVar(&c.SecretsEnv, "secrets-env", c.SecretsEnv, "enable the env secret backend (env:NAME references)")
 	fs.StringVar(&c.SecretsEnvPrefix, "secrets-env-prefix", c.SecretsEnvPrefix, "only environment variables with this prefix may be referenced")
 	fs.StringVar(&c.Vault.Addr, "vault-addr", c.Vault.Addr, "HashiCorp Vault address (empty = Vault backend off)")

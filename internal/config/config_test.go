@@ -18,14 +18,92 @@ func valid() config.Config {
 	c := config.Default()
 	c.AirbyteClientID = "id"
 	c.AirbyteClientSecret.UnmarshalText([]byte("s3cr3t-value"))
+	c.SecretsDir = "/var/lib/provisioner/secrets"
 	c.SecretPathPolicy = "customers/{workspace_name}/"
 	return c
 }
 
-func TestDefaultsPlusCredentialsAreValid(t *testing.T) {
-	c := valid()
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
+func TestDefaultsPlusCredentialsAndABackendAreValid(t *testing.T) {
+	for name, backend := range map[string]func(*config.Config){
+		"file": func(c *config.Config) {},
+		"env":  func(c *config.Config) { c.SecretsDir, c.SecretsEnv = "", true },
+		"vault": func(c *config.Config) {
+			c.SecretsDir, c.Vault.Addr = "", "https://vault:8200"
+			c.Vault.Token.UnmarshalText([]byte("hvs.x"))
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := valid()
+			backend(&c)
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// The file backend is off unless --secrets-dir is given: the defaults turn no backend on, and
+// the error names the flags that do.
+func TestFileBackendOffByDefault(t *testing.T) {
+	c := config.Default()
+	if c.SecretsDir != "" {
+		t.Fatalf("default --secrets-dir %q", c.SecretsDir)
+	}
+	c.AirbyteClientID = "id"
+	c.AirbyteClientSecret.UnmarshalText([]byte("s3cr3t-value"))
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "set --secrets-dir, --secrets-env or --vault-addr") {
+		t.Fatalf("Validate() = %v", err)
+	}
+	if vc := c.VaultStoreConfig(); vc.FileDir != "" {
+		t.Fatal("the store gets a file directory")
+	}
+}
+
+// Every error about a secret backend setting names flags of run, and only those.
+func TestSecretBackendErrorsNameRealFlags(t *testing.T) {
+	flags := map[string]bool{}
+	c := config.Default()
+	c.FlagSet("run").VisitAll(func(f *flag.Flag) { flags[f.Name] = true })
+	flagRef := regexp.MustCompile(`--([a-z0-9-]+)|^([a-z0-9-]+):`)
+	for _, tc := range []struct {
+		name   string
+		mutate func(*config.Config)
+	}{
+		{"no backend", func(c *config.Config) { c.SecretsDir = "" }},
+		{"env prefix", func(c *config.Config) { c.SecretsEnv, c.SecretsEnvPrefix = true, "A-" }},
+		{"vault addr", func(c *config.Config) { c.Vault.Addr = "vault:8200" }},
+		{"vault token", func(c *config.Config) { c.Vault.Addr = "http://v" }},
+		{"vault role id", func(c *config.Config) { c.Vault.Addr, c.Vault.Auth = "http://v", "approle" }},
+		{"vault k8s role", func(c *config.Config) { c.Vault.Addr, c.Vault.Auth = "http://v", "kubernetes" }},
+		{"vault auth", func(c *config.Config) { c.Vault.Addr, c.Vault.Auth = "http://v", "ldap" }},
+		{"vault mount", func(c *config.Config) { c.Vault.Addr, c.Vault.Mount = "http://v", "/x/" }},
+		{"vault client cert", func(c *config.Config) {
+			c.Vault.Addr, c.Vault.ClientCert = "http://v", "c.pem"
+			c.Vault.Token.UnmarshalText([]byte("hvs.x"))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid()
+			tc.mutate(&c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatal("valid")
+			}
+			named := 0
+			for _, line := range strings.Split(err.Error(), "\n") {
+				for _, m := range flagRef.FindAllStringSubmatch(line, -1) {
+					name := m[1] + m[2]
+					named++
+					if !flags[name] {
+						t.Errorf("%q names --%s, which is no flag", line, name)
+					}
+				}
+			}
+			if named == 0 {
+				t.Fatalf("%q names no flag", err)
+			}
+		})
 	}
 }
 

@@ -191,10 +191,14 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Nak()
 	case dec.Action == provision.Ack:
 		outcome = dec.Outcome
-		w.finish(ctx, msg, logger, dec, delivery, nil)
+		if !w.finish(ctx, msg, logger, dec, delivery, nil) {
+			outcome = OutcomeNATSUnavailable // returned, not finished: the next delivery says how it ended
+		}
 	case dec.Action == provision.DeadLetter:
 		outcome = dec.Outcome
-		w.finish(ctx, msg, logger, dec, delivery, &meta.NumDelivered)
+		if !w.finish(ctx, msg, logger, dec, delivery, &meta.NumDelivered) {
+			outcome = OutcomeNATSUnavailable
+		}
 	default:
 		if code, _ := event.CodeOf(dec.Err); code == contract.CodeNATSUnavailable {
 			outcome = OutcomeNATSUnavailable
@@ -212,20 +216,22 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 
 // finish publishes the decision's result (and dead letter), then acks or terminates. If a publish
 // fails, the request is Nak'd: the ledger makes the next delivery publish the same result again.
-func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, logger *slog.Logger, dec provision.Decision, delivery int, deadLetter *uint64) {
+// It reports whether the request was finished (false: returned because JetStream did not take a
+// publish).
+func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, logger *slog.Logger, dec provision.Decision, delivery int, deadLetter *uint64) bool {
 	pubCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := w.publisher.PublishResult(pubCtx, dec.Result, msg.Headers().Get(HeaderTraceparent)); err != nil {
 		logger.Error("result not published; returning the request", "error", err)
 		_ = msg.NakWithDelay(w.cfg.NakDelay(delivery))
-		return
+		return false
 	}
 	w.metrics.ResultPublished(dec.Result.Message)
 	if deadLetter == nil {
 		if err := msg.Ack(); err != nil {
 			logger.Warn("ack failed; a redelivery will replay the result", "error", err)
 		}
-		return
+		return true
 	}
 	code, _ := event.CodeOf(dec.Err)
 	if err := w.publisher.PublishDeadLetter(pubCtx, msg, DeadLetter{
@@ -233,7 +239,7 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, logger *slog.Log
 	}, w.cfg.Now()); err != nil {
 		logger.Error("dead letter not published; returning the request", "error", err)
 		_ = msg.NakWithDelay(w.cfg.NakDelay(delivery))
-		return
+		return false
 	}
 	w.metrics.DeadLettered(string(code))
 	// the verdict is the result event (and the dead-letter metric); the log line is for debugging
@@ -241,6 +247,7 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, logger *slog.Log
 	if err := msg.TermWithReason(string(code)); err != nil {
 		logger.Warn("term failed; a redelivery will dead-letter it again (deduplicated)", "error", err)
 	}
+	return true
 }
 
 // errorCode is the code of a failed decision's error, "" for none.

@@ -11,6 +11,12 @@ const (
 	ConditionNATS     = "nats"     // the NATS connection is up
 	ConditionConsumer = "consumer" // the JetStream consumer is bound
 	ConditionDraining = "draining" // ok until shutdown starts; false while draining
+	// ConditionVault holds while the Vault backend has a valid token; set only when Vault is
+	// configured.
+	ConditionVault = "vault"
+	// ConditionAirbyteClientSecret holds once the Airbyte client secret was read from the secret
+	// store; set only with --airbyte-client-secret-ref.
+	ConditionAirbyteClientSecret = "airbyte_client_secret"
 )
 
 // Health holds the readiness conditions served by /readyz. It is safe for concurrent use.

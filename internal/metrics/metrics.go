@@ -12,6 +12,7 @@ package metrics
 import (
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"time"
@@ -145,7 +146,20 @@ type Metrics struct {
 	consumerAckPending  prometheus.Gauge
 	consumerRedelivered prometheus.Gauge
 	natsConnected       prometheus.Gauge
+	vaultLoginState     *prometheus.GaugeVec
+	vaultLogins         *prometheus.CounterVec
+	vaultToken          vaultToken
 	running             runningRequests
+}
+
+// Vault login states, the values of the state label of provisioner_vault_login_state.
+var vaultLoginStates = []string{"logged_in", "renewing", "failing"}
+
+// vaultToken is what provisioner_vault_token_expiry_seconds is computed from at scrape.
+type vaultToken struct {
+	mu        sync.Mutex
+	held      bool
+	expiresAt time.Time // zero: never expires
 }
 
 // runningRequests keeps the start time of every running request, so the longest running one is exact
@@ -295,6 +309,14 @@ func NewWithOptions(reg *prometheus.Registry, build BuildInfo, opts Options) (*M
 			Namespace: namespace, Name: "nats_connected",
 			Help: "1 while the NATS connection is up, else 0.",
 		}),
+		vaultLoginState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "vault_login_state",
+			Help: "1 for the Vault backend's current login state (logged_in, renewing, failing), 0 for the others; all 0 without Vault.",
+		}, []string{"state"}),
+		vaultLogins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "vault_logins_total",
+			Help: "Vault login attempts, by outcome (ok, failed).",
+		}, []string{"outcome"}),
 	}
 
 	goVersion := build.GoVersion
@@ -311,16 +333,21 @@ func NewWithOptions(reg *prometheus.Registry, build BuildInfo, opts Options) (*M
 		Namespace: namespace, Name: "longest_running_request_seconds",
 		Help: "How long the oldest request delivery being handled has been running; 0 when none.",
 	}, m.longestRunning)
+	vaultExpiry := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "vault_token_expiry_seconds",
+		Help: "Seconds until the Vault token expires; 0 without a token, +Inf for a token that never expires.",
+	}, m.vaultTokenExpiry)
 
 	collectorsToRegister := []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		buildInfo, longestRunning,
+		buildInfo, longestRunning, vaultExpiry,
 		m.requestsReceived, m.requestsRedelivered, m.requestsFinished, m.requestDuration,
 		m.requestsInFlight, m.deadLetters, m.resultsPublished,
 		m.airbyteRequests, m.airbyteDuration, m.airbyteInFlight, m.tokenMints, m.tokenCacheHits,
 		m.secretFetches, m.ledgerConflicts, m.leaseTakeovers,
 		m.consumerPending, m.consumerAckPending, m.consumerRedelivered, m.natsConnected,
+		m.vaultLoginState, m.vaultLogins,
 	}
 	for _, c := range collectorsToRegister {
 		if err := reg.Register(c); err != nil {
@@ -357,7 +384,25 @@ func NewWithOptions(reg *prometheus.Registry, build BuildInfo, opts Options) (*M
 			m.secretFetches.WithLabelValues(backend, outcome)
 		}
 	}
+	for _, state := range vaultLoginStates {
+		m.vaultLoginState.WithLabelValues(state)
+	}
+	m.vaultLogins.WithLabelValues("ok")
+	m.vaultLogins.WithLabelValues("failed")
 	return m, nil
+}
+
+// vaultTokenExpiry is the value of provisioner_vault_token_expiry_seconds.
+func (m *Metrics) vaultTokenExpiry() float64 {
+	m.vaultToken.mu.Lock()
+	defer m.vaultToken.mu.Unlock()
+	switch {
+	case !m.vaultToken.held:
+		return 0
+	case m.vaultToken.expiresAt.IsZero():
+		return math.Inf(1)
+	}
+	return max(m.vaultToken.expiresAt.Sub(m.now()).Seconds(), 0)
 }
 
 // longestRunning is the value of provisioner_longest_running_request_seconds.
@@ -473,6 +518,36 @@ func (m *Metrics) SetNATSConnected(connected bool) {
 		return
 	}
 	m.natsConnected.Set(0)
+}
+
+// SetVaultLoginState records the Vault backend's login state ("logged_in" | "renewing" |
+// "failing") and its token: held or not, and when it expires (zero: never).
+func (m *Metrics) SetVaultLoginState(state string, held bool, expiresAt time.Time) {
+	if m == nil {
+		return
+	}
+	for _, s := range vaultLoginStates {
+		v := 0.0
+		if s == state {
+			v = 1
+		}
+		m.vaultLoginState.WithLabelValues(s).Set(v)
+	}
+	m.vaultToken.mu.Lock()
+	defer m.vaultToken.mu.Unlock()
+	m.vaultToken.held, m.vaultToken.expiresAt = held, expiresAt
+}
+
+// VaultLogin counts a Vault login attempt.
+func (m *Metrics) VaultLogin(ok bool) {
+	if m == nil {
+		return
+	}
+	outcome := "failed"
+	if ok {
+		outcome = "ok"
+	}
+	m.vaultLogins.WithLabelValues(outcome).Inc()
 }
 
 // SetConsumerLag records the counts of the last consumer info: NumPending, NumAckPending and

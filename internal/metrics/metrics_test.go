@@ -2,7 +2,9 @@ package metrics_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -158,6 +160,9 @@ var wantFamilies = []struct {
 	{"provisioner_consumer_ack_pending_messages", dto.MetricType_GAUGE, 1},
 	{"provisioner_consumer_redelivered_messages", dto.MetricType_GAUGE, 1},
 	{"provisioner_nats_connected", dto.MetricType_GAUGE, 1},
+	{"provisioner_vault_login_state", dto.MetricType_GAUGE, 3},
+	{"provisioner_vault_logins_total", dto.MetricType_COUNTER, 2},
+	{"provisioner_vault_token_expiry_seconds", dto.MetricType_GAUGE, 1},
 	{"provisioner_build_info", dto.MetricType_GAUGE, 1},
 }
 
@@ -282,6 +287,16 @@ func TestMethodsCount(t *testing.T) {
 			"provisioner_nats_connected", nil, 1},
 		{"nats disconnected", func(m *metrics.Metrics) { m.SetNATSConnected(true); m.SetNATSConnected(false) },
 			"provisioner_nats_connected", nil, 0},
+		{"vault logged in", func(m *metrics.Metrics) { m.SetVaultLoginState("logged_in", true, time.Time{}) },
+			"provisioner_vault_login_state", []string{"state", "logged_in"}, 1},
+		{"vault state replaced", func(m *metrics.Metrics) {
+			m.SetVaultLoginState("logged_in", true, time.Time{})
+			m.SetVaultLoginState("failing", false, time.Time{})
+		}, "provisioner_vault_login_state", []string{"state", "logged_in"}, 0},
+		{"vault failing", func(m *metrics.Metrics) { m.SetVaultLoginState("failing", false, time.Time{}) },
+			"provisioner_vault_login_state", []string{"state", "failing"}, 1},
+		{"vault login failed", func(m *metrics.Metrics) { m.VaultLogin(false); m.VaultLogin(true); m.VaultLogin(false) },
+			"provisioner_vault_logins_total", []string{"outcome", "failed"}, 2},
 		{"consumer pending", func(m *metrics.Metrics) { m.SetConsumerLag(42, 3, 1) },
 			"provisioner_consumer_pending_messages", nil, 42},
 		{"consumer ack pending", func(m *metrics.Metrics) { m.SetConsumerLag(42, 3, 1) },
@@ -343,6 +358,32 @@ func TestLongestRunningRequest(t *testing.T) {
 	}
 }
 
+// The seconds to the Vault token's expiry are computed at scrape from the injected clock.
+func TestVaultTokenExpirySeconds(t *testing.T) {
+	clock := newTestClock()
+	m, reg := newMetrics(t, clock)
+	expiry := func() float64 { return sample(t, reg, "provisioner_vault_token_expiry_seconds") }
+	steps := []struct {
+		name string
+		do   func()
+		want float64
+	}{
+		{"no token", func() {}, 0},
+		{"10s lease", func() { m.SetVaultLoginState("logged_in", true, clock.Now().Add(10*time.Second)) }, 10},
+		{"4s later", func() { clock.Advance(4 * time.Second) }, 6},
+		{"renewing", func() { m.SetVaultLoginState("renewing", true, clock.Now().Add(6*time.Second)) }, 6},
+		{"past expiry", func() { clock.Advance(time.Minute) }, 0},
+		{"never expires", func() { m.SetVaultLoginState("logged_in", true, time.Time{}) }, math.Inf(1)},
+		{"dropped", func() { m.SetVaultLoginState("failing", false, time.Time{}) }, 0},
+	}
+	for _, step := range steps {
+		step.do()
+		if got := expiry(); got != step.want {
+			t.Fatalf("%s: expiry = %v, want %v", step.name, got, step.want)
+		}
+	}
+}
+
 // The request durations come from the injected clock, so the exposition is exact and golden.
 func TestRequestScenarioGolden(t *testing.T) {
 	clock := newTestClock()
@@ -350,6 +391,9 @@ func TestRequestScenarioGolden(t *testing.T) {
 
 	m.SetNATSConnected(true)
 	m.SetConsumerLag(7, 2, 1)
+	m.VaultLogin(false)
+	m.VaultLogin(true)
+	m.SetVaultLoginState("logged_in", true, clock.Now().Add(time.Hour))
 	m.RequestReceived("credentials_submitted", false)
 	done := m.RequestStarted("credentials_submitted")
 	m.LedgerConflict()
@@ -389,6 +433,7 @@ func TestRequestScenarioGolden(t *testing.T) {
 		"provisioner_ledger_lease_takeovers_total", "provisioner_consumer_pending_messages",
 		"provisioner_consumer_ack_pending_messages", "provisioner_consumer_redelivered_messages",
 		"provisioner_nats_connected", "provisioner_build_info",
+		"provisioner_vault_login_state", "provisioner_vault_logins_total", "provisioner_vault_token_expiry_seconds",
 	}
 	compareGolden(t, reg, filepath.Join("testdata", "request_scenario.prom"), names...)
 }
@@ -428,6 +473,8 @@ func TestNilMetricsRecordsNothing(t *testing.T) {
 	m.LeaseTakeover()
 	m.SetNATSConnected(true)
 	m.SetConsumerLag(1, 2, 3)
+	m.SetVaultLoginState("logged_in", true, time.Time{})
+	m.VaultLogin(true)
 	if rt := m.InstrumentTransport(nil, nil); rt != nil {
 		t.Errorf("InstrumentTransport on nil Metrics = %v, want next unchanged", rt)
 	}
@@ -477,6 +524,7 @@ func recordEverything(m *metrics.Metrics, value string) {
 	m.TokenCacheHit(value)
 	m.SecretFetched(value, value)
 	m.SecretFetched("vault", value)
+	m.SetVaultLoginState(value, true, time.Time{})
 }
 
 // assertLabelsClosed fails when a label of a provisioner_* series is outside its default list.
@@ -498,6 +546,8 @@ func assertLabelsClosed(t *testing.T, reg prometheus.Gatherer) {
 		"provisioner_airbyte_requests_total/operation":           d.Operations,
 		"provisioner_airbyte_requests_total/code":                {"1xx", "2xx", "3xx", "4xx", "5xx", "error"},
 		"provisioner_airbyte_request_duration_seconds/operation": d.Operations,
+		"provisioner_vault_login_state/state":                    {"logged_in", "renewing", "failing"},
+		"provisioner_vault_logins_total/outcome":                 {"ok", "failed"},
 		"provisioner_build_info/version":                         {testBuild.Version},
 		"provisioner_build_info/commit":                          {testBuild.Commit},
 		"provisioner_build_info/goversion":                       {testBuild.GoVersion},
@@ -588,5 +638,46 @@ func TestDocsListEveryMetric(t *testing.T) {
 		if !registered[name] {
 			t.Errorf("the README's metrics section lists %s, which is not registered", name)
 		}
+	}
+}
+
+// The Helm chart's Grafana dashboard charts Vault's login state, logins and token expiry.
+func TestDashboardChartsVaultMetrics(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "helm", "provisioner", "dashboards", "provisioner.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	var exprs strings.Builder
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			exprs.WriteString(tg.Expr + "\n")
+		}
+	}
+	_, reg := newMetrics(t, nil)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	charted := 0
+	for _, mf := range mfs {
+		if name := mf.GetName(); strings.HasPrefix(name, "provisioner_vault_") {
+			charted++
+			if !strings.Contains(exprs.String(), name) {
+				t.Errorf("no dashboard panel queries %s", name)
+			}
+		}
+	}
+	if charted != 3 {
+		t.Fatalf("%d vault metrics registered, want 3", charted)
 	}
 }

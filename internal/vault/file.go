@@ -25,7 +25,7 @@ type fileBackend struct {
 func newFileBackend(dir string) (*fileBackend, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return nil, fmt.Errorf("file-dir: %w", err)
+		return nil, fmt.Errorf("secrets-dir: %w", err)
 	}
 	return &fileBackend{root: root}, nil
 }

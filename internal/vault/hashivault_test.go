@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,10 +21,13 @@ import (
 
 const (
 	recordings = "testdata/openbao-2.6.2-dev.json"
-	rootToken  = "hvs.test-root-token-0001"
-	secretID   = "b9ebb7fe-1c1b-87e6-ff0c-adae7eec1758"
-	roleID     = "2eff6816-e28e-7b2d-3109-907efa3d50dd"
-	k8sJWT     = "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"
+	// shapes are responses derived from the recordings for cases they lack (sealed logins,
+	// revoked tokens, capped renewals, the KV preflight); each says so in its note
+	shapes    = "testdata/openbao-2.6.2-shapes.json"
+	rootToken = "hvs.test-root-token-0001"
+	secretID  = "b9ebb7fe-1c1b-87e6-ff0c-adae7eec1758"
+	roleID    = "2eff6816-e28e-7b2d-3109-907efa3d50dd"
+	k8sJWT    = "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"
 
 	pathGithub  = "/v1/secret/data/customers/acme/github"
 	pathHubspot = "/v1/secret/data/customers/acme/hubspot"
@@ -37,7 +41,7 @@ const (
 // error string or a log line.
 var secretValues = []string{
 	"ghp_example_not_real", "cid-example", "csecret-example", "rt-example",
-	"s.ysHw37F0R8plOudbakIae8Ng", rootToken, secretID, k8sJWT, "token-A-0001", "token-B-0002",
+	"s.ysHw37F0R8plOudbakIae8Ng", rootToken, secretID, roleID, k8sJWT, "token-A-0001", "token-B-0002", "token-C-",
 	"ghp_file_", "ghp_env_", "ghp_outside", "ghp_locked", "app-secret", "cid-file", "csecret-file", "rt-file",
 	"cid-env", "csecret-env", "rt-env",
 }
@@ -63,16 +67,19 @@ func (b *syncBuffer) String() string {
 // harness runs a store against a replaying server and, when the test ends, scans every log
 // line and every error the test reported through it for secret values.
 type harness struct {
-	t    *testing.T
-	srv  *vaulttest.Server
-	recs vaulttest.Recordings
-	logs *syncBuffer
-	mu   sync.Mutex
-	errs []string
+	t     *testing.T
+	srv   *vaulttest.Server
+	recs  vaulttest.Recordings
+	clock *vaulttest.Clock
+	obs   *vaulttest.Observer
+	logs  *syncBuffer
+	mu    sync.Mutex
+	errs  []string
 }
 
 func newHarness(t *testing.T) *harness {
-	h := &harness{t: t, srv: vaulttest.NewServer(t), recs: vaulttest.MustLoad(t, recordings), logs: &syncBuffer{}}
+	h := &harness{t: t, srv: vaulttest.NewServer(t), recs: vaulttest.MustLoad(t, recordings, shapes),
+		clock: vaulttest.NewClock(), obs: &vaulttest.Observer{}, logs: &syncBuffer{}}
 	t.Cleanup(func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -93,8 +100,9 @@ func assertNoSecrets(t *testing.T, what, text string) {
 	}
 }
 
+// logger logs as the worker does: JSON, under the component the worker gives the store.
 func (h *harness) logger() *slog.Logger {
-	return slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("component", "secrets")
 }
 
 // rec returns a named recording.
@@ -104,7 +112,14 @@ func (h *harness) tokenConfig() vault.Config {
 	return vault.Config{Vault: vault.VaultConfig{Addr: h.srv.URL, Token: secret.New(rootToken)}}
 }
 
+// newStore builds a store on the harness's clock and observer.
 func (h *harness) newStore(cfg vault.Config) (*vault.Store, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = h.clock
+	}
+	if cfg.VaultObserver == nil {
+		cfg.VaultObserver = h.obs
+	}
 	s, err := vault.New(h.t.Context(), cfg, h.logger())
 	h.noteErr(err)
 	if err == nil {
@@ -207,7 +222,14 @@ func TestVaultTokenAuthReads(t *testing.T) {
 			}
 		})
 	}
-	eventually(t, "the token renewal", func() bool { return h.srv.Count("POST", renewSelf) > 0 })
+	// the recorded token has an hour to live: it is renewed at two thirds of it
+	if d := h.clock.AdvanceToNextTimer(t); d != 40*time.Minute {
+		t.Fatalf("renewal after %s, want 40m", d)
+	}
+	h.clock.NextTimer(t) // the renewal is done once the next one is planned
+	if n := h.srv.Count("POST", renewSelf); n != 1 {
+		t.Fatalf("%d renewals, want 1", n)
+	}
 	for _, r := range h.srv.Requests() {
 		if r.Token != rootToken {
 			t.Errorf("%s %s sent another token", r.Method, r.Path)
@@ -339,46 +361,101 @@ func TestVaultKubernetesLogin(t *testing.T) {
 	}
 }
 
-// TestVaultLogsInAgainWhenRenewalEnds drives a short, non-renewable lease: when the watcher
-// gives up the store must log in again and read with the new token (the server revokes the old).
-func TestVaultLogsInAgainWhenRenewalEnds(t *testing.T) {
+// TestVaultLogsInAgainBeforeANonRenewableTokenExpires drives a short, non-renewable lease: the
+// store must log in again before it expires and read with the new token (the server refuses
+// the old one from then on).
+func TestVaultLogsInAgainBeforeANonRenewableTokenExpires(t *testing.T) {
 	h := newHarness(t)
 	h.srv.RequireToken("")
 	login := h.rec("approle_login")
-	h.srv.Handle("POST", appRoleIn, login.WithAuth(t, "token-A-0001", 1, false), login.WithAuth(t, "token-B-0002", 3600, true))
+	h.srv.Handle("POST", appRoleIn, login.WithAuth(t, "token-A-0001", 9, false), login.WithAuth(t, "token-B-0002", 3600, true))
 	h.srv.HandleRecorded(h.rec("kv2_read_as_approle"), h.rec("token_renew_self"))
 	s := h.mustStore(vault.Config{Vault: vault.VaultConfig{Addr: h.srv.URL, Auth: "approle",
 		RoleID: roleID, SecretID: secret.New(secretID)}})
 
-	eventually(t, "a second login", func() bool { return h.srv.Count("POST", appRoleIn) >= 2 })
-	eventually(t, "a read with the new token", func() bool {
-		_, err := h.get(s, "vault:customers/acme/hubspot")
-		return err == nil
-	})
+	if d := h.clock.AdvanceToNextTimer(t); d != 6*time.Second {
+		t.Fatalf("second login after %s, want 6s (two thirds of the 9s lease)", d)
+	}
+	h.clock.NextTimer(t)
+	if _, err := h.get(s, "vault:customers/acme/hubspot"); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if n := h.srv.Count("POST", appRoleIn); n != 2 {
 		t.Fatalf("%d logins, want 2", n)
 	}
+	if n := h.srv.Count("POST", renewSelf); n != 0 {
+		t.Fatalf("%d renewals of a non-renewable token", n)
+	}
 }
 
-// TestVaultSealedAtStartup: a sealed server does not fail New; reads are retryable until the
-// background login succeeds.
-func TestVaultSealedAtStartup(t *testing.T) {
-	h := newHarness(t)
-	h.srv.Handle("GET", lookupSelf, h.rec("kv2_read_sealed"))
-	h.srv.HandleRecorded(h.rec("kv2_read"), h.rec("token_renew_self"))
-	s := h.mustStore(h.tokenConfig())
+// TestVaultNotReadyAtStartup: a sealed or unreachable server does not fail New; reads are
+// retryable, say what is wrong, and the state says it too, until the background login succeeds.
+func TestVaultNotReadyAtStartup(t *testing.T) {
+	tests := []struct {
+		name   string
+		auth   string
+		broken func(h *harness)
+		fixed  func(h *harness)
+		reason string
+		err    string
+	}{
+		{name: "token auth, sealed", auth: vault.AuthToken, reason: "Vault is sealed", err: "Vault is sealed",
+			broken: func(h *harness) { h.srv.HandleRecorded(h.rec("token_lookup_self_sealed")) },
+			fixed:  func(h *harness) { h.srv.HandleRecorded(h.rec("token_lookup_self")) }},
+		{name: "approle, sealed", auth: vault.AuthAppRole, reason: "Vault is sealed", err: "Vault is sealed",
+			broken: func(h *harness) { h.srv.HandleRecorded(h.rec("approle_login_sealed")) },
+			fixed:  func(h *harness) { h.srv.HandleRecorded(h.rec("approle_login")) }},
+		{name: "approle, unreachable", auth: vault.AuthAppRole, reason: "Vault unreachable", err: "Vault unreachable",
+			broken: func(h *harness) {
+				h.srv.HandleRecorded(h.rec("approle_login"))
+				h.srv.Close()
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.srv.HandleRecorded(h.rec("kv2_read"), h.rec("token_renew_self"))
+			tt.broken(h)
+			cfg := h.tokenConfig()
+			if tt.auth == vault.AuthAppRole {
+				cfg.Vault = vault.VaultConfig{Addr: h.srv.URL, Auth: "approle", RoleID: roleID, SecretID: secret.New(secretID)}
+			}
+			s := h.mustStore(cfg)
 
-	_, err := h.get(s, "vault:customers/acme/github")
-	wantCode(t, err, vault.CodeUnavailable)
-
-	h.srv.HandleRecorded(h.rec("token_lookup_self"))
-	eventually(t, "the background login", func() bool {
-		_, err := h.get(s, "vault:customers/acme/github")
-		return err == nil
-	})
+			_, err := h.get(s, "vault:customers/acme/github")
+			wantCode(t, err, vault.CodeUnavailable)
+			if !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("error %q does not say %q", err, tt.err)
+			}
+			if st := h.obs.Last(); st.State != vault.StateFailing || st.Reason != tt.reason {
+				t.Fatalf("state %+v, want failing: %s", st, tt.reason)
+			}
+			if !strings.Contains(h.logs.String(), "vault not ready at start-up") || !strings.Contains(h.logs.String(), tt.reason) {
+				t.Fatalf("no clear log line: %s", h.logs.String())
+			}
+			if tt.fixed == nil {
+				return
+			}
+			// a second failure, then the fix
+			h.clock.AdvanceToNextTimer(t)
+			h.clock.NextTimer(t)
+			tt.fixed(h)
+			h.clock.AdvanceToNextTimer(t)
+			h.clock.NextTimer(t)
+			if _, err := h.get(s, "vault:customers/acme/github"); err != nil {
+				t.Fatal(err)
+			}
+			if st := h.obs.Last(); st.State != vault.StateLoggedIn || !st.HasToken {
+				t.Fatalf("state %+v, want logged in", st)
+			}
+			if got := h.obs.Logins(); !slices.Equal(got, []bool{false, false, true}) {
+				t.Fatalf("logins %v", got)
+			}
+		})
+	}
 }
 
 func TestVaultUnreachable(t *testing.T) {

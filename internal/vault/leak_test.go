@@ -155,3 +155,66 @@ func FuzzCredentials(f *testing.F) {
 		}
 	})
 }
+
+// TestNoSecretInTokenLifeLogs drives the token's whole life through its failures (sealed and
+// refused logins, a capped renewal, a revoked token, a KV v1 mount, an unreachable server) and
+// scans every log line, every state reported (served by /readyz) and every error, in every
+// text form, for secrets, tokens, the secret id and the role id.
+func TestNoSecretInTokenLifeLogs(t *testing.T) {
+	h := newHarness(t)
+	h.srv.RequireToken("")
+	login := h.rec("approle_login")
+	h.srv.Handle("POST", appRoleIn, h.rec("approle_login_sealed"), login.WithAuth(t, "token-A-0001", 60, true),
+		h.rec("approle_login_bad"), login.WithAuth(t, "token-B-0002", 60, true))
+	h.srv.Handle("POST", renewSelf, h.rec("token_renew_self_capped"))
+	h.srv.Handle("GET", "/v1/kv1/data/customers/acme/hubspot", h.rec("kv2_read_missing"))
+	h.srv.HandleRecorded(h.rec("token_lookup_self"), h.rec("sys_ui_mounts_kv1"))
+	cfg := h.appRoleConfig()
+	cfg.Vault.Mount = "kv1"
+	s := h.mustStore(cfg)
+
+	var errs []error
+	get := func() {
+		r, err := vault.ParseRef("vault:customers/acme/hubspot")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get(t.Context(), r); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	get()                         // sealed at start-up
+	h.clock.AdvanceToNextTimer(t) // login
+	h.clock.NextTimer(t)
+	get()                         // KV v1 mount
+	h.clock.AdvanceToNextTimer(t) // capped renewal, login refused (HTTP 400)
+	h.clock.AdvanceToNextTimer(t) // login again
+	h.clock.NextTimer(t)
+	h.srv.RequireToken("nobody")
+	get() // revoked: lookup, login (the server then accepts the new token)
+	h.srv.Close()
+	get() // unreachable
+
+	if len(errs) < 3 {
+		t.Fatalf("only %d errors", len(errs))
+	}
+	texts := []string{h.logs.String()}
+	for _, err := range errs {
+		texts = append(texts, err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err))
+	}
+	for _, st := range h.obs.Statuses() {
+		texts = append(texts, fmt.Sprintf("%#v", st))
+	}
+	for _, text := range texts {
+		for _, v := range secretValues {
+			if strings.Contains(text, v) {
+				t.Errorf("%q shows up in: %s", v, text)
+			}
+		}
+	}
+	for _, want := range []string{"Vault is sealed", "KV v1 mount", "login rejected (HTTP 400)", "token revoked or expired", "Vault unreachable"} {
+		if !strings.Contains(strings.Join(texts, "\n"), want) {
+			t.Errorf("nothing says %q", want)
+		}
+	}
+}

@@ -42,6 +42,10 @@ type Config struct {
 	LookupEnv func(string) (string, bool)
 	// Vault configures the HashiCorp Vault KV v2 backend; Addr "" turns it off.
 	Vault VaultConfig
+	// VaultObserver learns the Vault backend's login state (readiness, metrics); nil: nobody.
+	VaultObserver Observer
+	// Clock times the Vault token's life; nil means the real time.
+	Clock Clock
 }
 
 // VaultConfig configures the Vault backend. The client never reads VAULT_* environment
@@ -72,10 +76,10 @@ type VaultConfig struct {
 // Validate reports the first bad setting by its command-line name.
 func (c *Config) Validate() error {
 	if c.FileDir == "" && !c.EnvEnabled && c.Vault.Addr == "" {
-		return errors.New("secrets: no backend configured: set file-dir, env-enabled or vault-addr")
+		return errors.New("secrets-dir: no secret backend is on: set --secrets-dir, --secrets-env or --vault-addr")
 	}
 	if c.EnvPrefix != "" && !isEnvName(c.EnvPrefix) {
-		return errors.New("env-prefix: must be letters, digits and '_', not starting with a digit")
+		return errors.New("secrets-env-prefix: must be letters, digits and '_', not starting with a digit")
 	}
 	if c.Vault.Addr == "" {
 		return nil
@@ -97,21 +101,21 @@ func (v *VaultConfig) validate() error {
 	switch v.Auth {
 	case "", AuthToken:
 		if v.Token.IsZero() {
-			return errors.New("vault-token: required with vault-auth token")
+			return errors.New("vault-token: required with --vault-auth token")
 		}
 	case AuthAppRole:
 		if v.RoleID == "" {
-			return errors.New("vault-role-id: required with vault-auth approle")
+			return errors.New("vault-role-id: required with --vault-auth approle")
 		}
 		if v.SecretID.IsZero() {
-			return errors.New("vault-secret-id: required with vault-auth approle")
+			return errors.New("vault-secret-id: required with --vault-auth approle")
 		}
 		if v.AppRoleMount != "" && validatePath(v.AppRoleMount) != nil {
 			return errors.New("vault-approle-mount: must be a relative path of letters, digits, '_', '-' or '.'")
 		}
 	case AuthKubernetes:
 		if v.K8sRole == "" {
-			return errors.New("vault-k8s-role: required with vault-auth kubernetes")
+			return errors.New("vault-k8s-role: required with --vault-auth kubernetes")
 		}
 		if v.K8sMount != "" && validatePath(v.K8sMount) != nil {
 			return errors.New("vault-k8s-mount: must be a relative path of letters, digits, '_', '-' or '.'")
@@ -120,10 +124,10 @@ func (v *VaultConfig) validate() error {
 		return errors.New("vault-auth: must be token, approle or kubernetes")
 	}
 	if (v.ClientCert == "") != (v.ClientKey == "") {
-		return errors.New("vault-client-cert: vault-client-cert and vault-client-key go together")
+		return errors.New("vault-client-cert: --vault-client-cert and --vault-client-key go together")
 	}
 	if v.Timeout < 0 {
-		return errors.New("vault-timeout: must not be negative")
+		return errors.New("vault timeout: must not be negative")
 	}
 	return nil
 }
@@ -168,7 +172,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 		s.env = &envBackend{prefix: cfg.EnvPrefix, lookup: lookup}
 	}
 	if cfg.Vault.Addr != "" {
-		vb, err := newVaultBackend(ctx, cfg.Vault, logger)
+		vb, err := newVaultBackend(ctx, cfg.Vault, cfg.Clock, cfg.VaultObserver, logger)
 		if err != nil {
 			s.closeFile()
 			return nil, err

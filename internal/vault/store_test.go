@@ -2,6 +2,7 @@ package vault_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -233,6 +234,7 @@ func TestCredentialsErrorsNameFieldsOnly(t *testing.T) {
 		{`{"client_id": "cid_0001"}`, []string{"client_secret", "refresh_token"}},
 		{`{"client_id": "cid_0001", "client_secret": "", "refresh_token": "rt_0001"}`, []string{"client_secret"}},
 		{`{"token": 7, "client_id": "cid_0001"}`, []string{"token"}},
+		{`{"email": "me@example.com"}`, []string{"api_token"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.body, func(t *testing.T) {
@@ -249,6 +251,37 @@ func TestCredentialsErrorsNameFieldsOnly(t *testing.T) {
 				if strings.Contains(err.Error(), leak) {
 					t.Fatalf("error %q shows a value", err)
 				}
+			}
+		})
+	}
+}
+
+// TestCredentialShapesOfRealConnectors: every auth scheme the sandbox's catalog (and Airbyte's
+// connectors) takes is accepted whole, with extra fields kept.
+func TestCredentialShapesOfRealConnectors(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+	}{
+		{"token", `{"token": "tok_0001"}`},
+		{"GitHub personal access token", `{"personal_access_token": "ghp_0001", "option_title": "PAT Credentials"}`},
+		{"HubSpot private app", `{"access_token": "pat-na1-0001"}`},
+		{"Zendesk API token", `{"email": "me@example.com", "api_token": "zd_0001"}`},
+		{"OAuth", `{"client_id": "cid_0001", "client_secret": "cs_0001", "refresh_token": "rt_0001"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t, vault.Config{EnvEnabled: true, LookupEnv: func(string) (string, bool) { return tt.body, true }})
+			got, err := s.Get(t.Context(), vault.Ref{Scheme: "env", Path: "X"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want map[string]string
+			if err := json.Unmarshal([]byte(tt.body), &want); err != nil {
+				t.Fatal(err)
+			}
+			if m := revealed(got); !mapsEqual(m, want) {
+				t.Fatalf("got fields %v", got.Names())
 			}
 		})
 	}
@@ -314,8 +347,8 @@ func TestConfigValidate(t *testing.T) {
 		{"vault token", vault.Config{Vault: vault.VaultConfig{Addr: "https://vault:8200", Token: tok}}, ""},
 		{"vault approle", vault.Config{Vault: vault.VaultConfig{Addr: "http://vault:8200", Auth: "approle", RoleID: "r", SecretID: secret.New("s")}}, ""},
 		{"vault kubernetes", vault.Config{Vault: vault.VaultConfig{Addr: "http://vault:8200", Auth: "kubernetes", K8sRole: "provisioner"}}, ""},
-		{"nothing", vault.Config{}, "secrets"},
-		{"bad env prefix", vault.Config{EnvEnabled: true, EnvPrefix: "A-"}, "env-prefix"},
+		{"nothing", vault.Config{}, "secrets-dir"},
+		{"bad env prefix", vault.Config{EnvEnabled: true, EnvPrefix: "A-"}, "secrets-env-prefix"},
 		{"bad addr", vault.Config{Vault: vault.VaultConfig{Addr: "vault:8200", Token: tok}}, "vault-addr"},
 		{"bad auth", vault.Config{Vault: vault.VaultConfig{Addr: "http://v", Auth: "ldap"}}, "vault-auth"},
 		{"no token", vault.Config{Vault: vault.VaultConfig{Addr: "http://v"}}, "vault-token"},
@@ -324,7 +357,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no k8s role", vault.Config{Vault: vault.VaultConfig{Addr: "http://v", Auth: "kubernetes"}}, "vault-k8s-role"},
 		{"bad mount", vault.Config{Vault: vault.VaultConfig{Addr: "http://v", Token: tok, Mount: "/secret/"}}, "vault-mount"},
 		{"cert without key", vault.Config{Vault: vault.VaultConfig{Addr: "http://v", Token: tok, ClientCert: "c.pem"}}, "vault-client-cert"},
-		{"negative timeout", vault.Config{Vault: vault.VaultConfig{Addr: "http://v", Token: tok, Timeout: -1}}, "vault-timeout"},
+		{"negative timeout", vault.Config{Vault: vault.VaultConfig{Addr: "http://v", Token: tok, Timeout: -1}}, "vault timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -347,7 +380,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestNewFailsOnMissingFileDir(t *testing.T) {
 	_, err := vault.New(context.Background(), vault.Config{FileDir: filepath.Join(t.TempDir(), "nope")}, slog.New(slog.DiscardHandler))
-	if err == nil || !strings.HasPrefix(err.Error(), "file-dir:") {
+	if err == nil || !strings.HasPrefix(err.Error(), "secrets-dir:") {
 		t.Fatalf("New = %v", err)
 	}
 }

@@ -65,9 +65,17 @@ type Request struct {
 	MissingSecret bool
 }
 
+// templateOf names the template to send with a connector type that has several at Airbyte (the
+// sandbox's catalog has two for each of these), as Airbyte's own clients do: without one, create
+// answers 422.
+var templateOf = map[string]string{
+	"jira":       "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e09",
+	"salesforce": "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e04",
+}
+
 // Body is the credentials.submitted request as published.
 func (r Request) Body(occurredAt time.Time) []byte {
-	b, _ := json.Marshal(map[string]any{
+	body := map[string]any{
 		"id":                 r.ID,
 		"workspace_name":     r.Identity.Workspace,
 		"connector_type":     r.Identity.ConnectorType,
@@ -75,7 +83,11 @@ func (r Request) Body(occurredAt time.Time) []byte {
 		"credentials_ref":    "file:" + r.SecretPath,
 		"replication_config": map[string]any{"start_date": "2026-01-01T00:00:00Z"},
 		"occurred_at":        occurredAt.UTC().Format(time.RFC3339),
-	})
+	}
+	if id, ok := templateOf[r.Identity.ConnectorType]; ok {
+		body["source_template_id"] = id
+	}
+	b, _ := json.Marshal(body)
 	return b
 }
 

@@ -113,6 +113,8 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 			"--shutdown-timeout", "10s",
 			"--lookup", o.lookup,
 			"--log-format", "json",
+			// verdict lines are debug (the result is the verdict); the timelines of failed checks use them
+			"--log-level", "debug",
 		}, clusterWorkerArgs(o)...),
 		// the client secret travels in the environment, never on a command line
 		Env:           []string{"PROVISIONER_AIRBYTE_CLIENT_SECRET=" + sandbox.DefaultClientSecret},

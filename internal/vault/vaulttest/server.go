@@ -5,6 +5,9 @@
 // Server.URL. With RequireToken the server also behaves like Vault about tokens: requests that
 // the recording made with a token must present the current one, and a login response that
 // issues a token makes that token the current one.
+//
+// Clock drives a backend's time by hand (vault.Config.Clock), so token lifetimes are tested
+// without waiting; Observer records the login states a backend reports.
 package vaulttest
 
 import (
@@ -62,14 +65,21 @@ func Load(path string) (Recordings, error) {
 	return rs, nil
 }
 
-// MustLoad is Load failing tb on error.
-func MustLoad(tb testing.TB, path string) Recordings {
+// MustLoad is Load of every path, failing tb on error; a later file's recording replaces an
+// earlier one of the same name.
+func MustLoad(tb testing.TB, paths ...string) Recordings {
 	tb.Helper()
-	rs, err := Load(path)
-	if err != nil {
-		tb.Fatal(err)
+	all := make(Recordings)
+	for _, path := range paths {
+		rs, err := Load(path)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for name, r := range rs {
+			all[name] = r
+		}
 	}
-	return rs
+	return all
 }
 
 // Get returns the named recording, failing tb if there is none.
@@ -105,6 +115,28 @@ func (r Recording) WithAuth(tb testing.TB, clientToken string, leaseSeconds int,
 	return r
 }
 
+// WithData returns a copy of a KV v2 read recording r that serves data as the secret
+// (data.data), at path (the request path, e.g. /v1/secret/data/provisioner/airbyte).
+func (r Recording) WithData(tb testing.TB, path string, data map[string]string) Recording {
+	tb.Helper()
+	var body map[string]any
+	if err := json.Unmarshal(r.Response.Body, &body); err != nil {
+		tb.Fatalf("recording %s: %v", r.Name, err)
+	}
+	outer, ok := body["data"].(map[string]any)
+	if !ok {
+		tb.Fatalf("recording %s has no data block", r.Name)
+	}
+	outer["data"] = data
+	b, err := json.Marshal(body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r.Response.Body = b
+	r.Request.Path = path
+	return r
+}
+
 // Seen is a request the server received.
 type Seen struct {
 	Method, Path, Token, Namespace string
@@ -127,6 +159,7 @@ type Server struct {
 type route struct {
 	responses []Recording
 	served    int
+	cycle     bool // start over after the last response instead of repeating it
 }
 
 // NewServer starts a plain HTTP server, closed when the test ends.
@@ -167,6 +200,13 @@ func writeAsPost(method string) string {
 		return http.MethodPost
 	}
 	return method
+}
+
+// HandleCycle routes method and path to responses in turn, starting over after the last.
+func (s *Server) HandleCycle(method, path string, responses ...Recording) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.routes[writeAsPost(method)+" "+path] = &route{responses: responses, cycle: true}
 }
 
 // HandleRecorded routes each recording at its own recorded method and path.
@@ -216,7 +256,11 @@ func (s *Server) serve(w http.ResponseWriter, req *http.Request) {
 	rt, ok := s.routes[method+" "+path]
 	var rec Recording
 	if ok {
-		rec = rt.responses[min(rt.served, len(rt.responses)-1)]
+		if rt.cycle {
+			rec = rt.responses[rt.served%len(rt.responses)]
+		} else {
+			rec = rt.responses[min(rt.served, len(rt.responses)-1)]
+		}
 		rt.served++
 	}
 	_, needsToken := rec.Request.Headers["X-Vault-Token"]
