@@ -116,12 +116,15 @@ func (c *Client) waiting(requestID string) {
 // waiter is what lookups found so far.
 type waiter struct {
 	best    *contract.Result
+	bestRev int
 	bestSeq uint64
 }
 
 // lookup reads the last stored result on filter, the request's latest verdict, with one request to
-// the JetStream API (the server finds it by subject and sends nothing else). If that result is
-// another request's (an id with the same token), it reads the filter's results one by one instead.
+// the JetStream API (the server finds it by subject and sends nothing else): a request's verdicts
+// are published in revision order (a replay follows the dead letter of the verdict it supersedes),
+// so the last stored has the highest revision. If that result is another request's (an id with the
+// same token), it reads the filter's results one by one and keeps the highest revision.
 func (c *Client) lookup(ctx context.Context, filter, requestID string, w *waiter) error {
 	m, err := c.getResult(ctx, msgGetRequest{LastBySubject: filter})
 	if err != nil || m == nil {
@@ -147,16 +150,21 @@ func (w *waiter) consider(m *storedMsg, requestID string) bool {
 	if json.Unmarshal(m.Data, &r) != nil || r.RequestID != requestID {
 		return false
 	}
-	if w.best == nil || supersedes(&r, m.Sequence, w.best, w.bestSeq) {
-		w.best, w.bestSeq = &r, m.Sequence
+	rev := revisionOf(m.Data)
+	if w.best == nil || rev > w.bestRev || rev == w.bestRev && m.Sequence > w.bestSeq {
+		w.best, w.bestRev, w.bestSeq = &r, rev, m.Sequence
 	}
 	return true
 }
 
-// supersedes reports whether result a (stored at sequence aSeq) is a later verdict than b: the
-// later stored one.
-func supersedes(_ *contract.Result, aSeq uint64, _ *contract.Result, bSeq uint64) bool {
-	return aSeq > bSeq
+// revisionOf is a result's revision: 1 for a request's first verdict, one more for each replay of
+// its dead letter; 0 for a result of a worker that does not number them.
+func revisionOf(data []byte) int {
+	var r struct {
+		Revision int `json:"revision"`
+	}
+	_ = json.Unmarshal(data, &r)
+	return r.Revision
 }
 
 // msgGetRequest is the JetStream API's STREAM.MSG.GET request.

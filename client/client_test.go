@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -417,5 +418,42 @@ func TestConcurrentAwaitsLeaveNothingBehind(t *testing.T) {
 	}
 	if got := connSubscriptions(t, nc); got != baseSubs {
 		t.Errorf("the server holds %d subscriptions of the connection, %d before", got, baseSubs)
+	}
+}
+
+// Two ids can share a request token only deliberately: one id spelled as the other's hashed token.
+// Await still returns each request's own verdict, and of several, the highest revision, wherever it
+// is stored.
+func TestAwaitTellsApartIDsOfOneToken(t *testing.T) {
+	c, _, js := connect(t)
+	const hashed = "t.collide/1" // not a plain token: its token is sha256-…
+	plain := contract.RequestToken(hashed)
+	if contract.RequestToken(plain) != plain {
+		t.Fatalf("%q is not its own token", plain)
+	}
+	publish := func(id, message string, revision int) {
+		body, _ := json.Marshal(map[string]any{"type": contract.ResultType, "message": message, "request_id": id, "attempts": 1, "revision": revision,
+			"produced_at": time.Now().UTC()})
+		m := &nats.Msg{Subject: contract.ResultSubject(contract.DefaultSubjectPrefix, message, id), Data: body, Header: nats.Header{}}
+		m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s:%s:%d", id, message, revision))
+		if _, err := js.PublishMsg(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(hashed, contract.MessageWorkspaceReady, 2)
+	publish(hashed, contract.MessageWorkspaceError, 1) // stored later, superseded
+	publish(plain, contract.MessageWorkspaceError, 1)  // the last stored on the shared subject
+	for _, tc := range []struct {
+		id, message string
+	}{
+		{hashed, contract.MessageWorkspaceReady},
+		{plain, contract.MessageWorkspaceError},
+	} {
+		t.Run(tc.id, func(t *testing.T) {
+			res, err := c.Await(deadline(t, 10*time.Second), tc.id)
+			if res == nil || res.RequestID != tc.id || res.Message != tc.message {
+				t.Fatalf("verdict %+v, %v; want %s", res, err, tc.message)
+			}
+		})
 	}
 }
