@@ -116,7 +116,6 @@ func (c *Client) waiting(requestID string) {
 // waiter is what lookups found so far.
 type waiter struct {
 	best    *contract.Result
-	bestRev int
 	bestSeq uint64
 }
 
@@ -150,21 +149,19 @@ func (w *waiter) consider(m *storedMsg, requestID string) bool {
 	if json.Unmarshal(m.Data, &r) != nil || r.RequestID != requestID {
 		return false
 	}
-	rev := revisionOf(m.Data)
-	if w.best == nil || rev > w.bestRev || rev == w.bestRev && m.Sequence > w.bestSeq {
-		w.best, w.bestRev, w.bestSeq = &r, rev, m.Sequence
+	if w.best == nil || supersedes(&r, m.Sequence, w.best, w.bestSeq) {
+		w.best, w.bestSeq = &r, m.Sequence
 	}
 	return true
 }
 
-// revisionOf is a result's revision: 1 for a request's first verdict, one more for each replay of
-// its dead letter; 0 for a result of a worker that does not number them.
-func revisionOf(data []byte) int {
-	var r struct {
-		Revision int `json:"revision"`
+// supersedes reports whether result a (stored at sequence aSeq) is a later verdict than b: the
+// higher revision (a replayed dead letter's verdict), else the later stored one.
+func supersedes(a *contract.Result, aSeq uint64, b *contract.Result, bSeq uint64) bool {
+	if a.Revision != b.Revision {
+		return a.Revision > b.Revision
 	}
-	_ = json.Unmarshal(data, &r)
-	return r.Revision
+	return aSeq > bSeq
 }
 
 // msgGetRequest is the JetStream API's STREAM.MSG.GET request.

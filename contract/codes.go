@@ -21,6 +21,8 @@ const (
 	CodeAirbyteNotFound          Code = "airbyte_not_found"          // Airbyte answered 404
 	CodeAirbyteUnavailable       Code = "airbyte_unavailable"        // 429/5xx/transport failures outlasted every retry
 	CodeLeaseUnavailable         Code = "lease_unavailable"          // another worker held the identity for every delivery
+	CodeSuperseded               Code = "superseded"                 // a newer request for the identity was applied first; nothing changed
+	CodeCredentialsRejected      Code = "credentials_rejected"       // Airbyte's credential check failed; nothing changed
 	CodeNATSUnavailable          Code = "nats_unavailable"           // JetStream or the ledger was unreachable (leader election, restart) for every delivery
 	CodeInternal                 Code = "internal_error"             // a bug or an unexpected state; see the logs
 )
@@ -30,5 +32,6 @@ var Codes = []Code{
 	CodeInvalidJSON, CodeSchemaViolation, CodeUnsupportedSubject, CodeInvalidSecretRef,
 	CodeForbiddenSecretRef, CodeSecretNotFound, CodeSecretPermissionDenied, CodeSecretBackendUnavailable,
 	CodeInvalidCredentials, CodeAirbyteBadRequest, CodeAirbyteUnauthorized, CodeAirbyteForbidden,
-	CodeAirbyteNotFound, CodeAirbyteUnavailable, CodeLeaseUnavailable, CodeNATSUnavailable, CodeInternal,
+	CodeAirbyteNotFound, CodeAirbyteUnavailable, CodeLeaseUnavailable, CodeSuperseded, CodeCredentialsRejected,
+	CodeNATSUnavailable, CodeInternal,
 }

@@ -9,13 +9,15 @@ type Kind string
 
 // Request kinds. The value doubles as the metrics label.
 const (
-	KindCredentialsSubmitted Kind = "credentials_submitted"
-	KindCustomerOnboarded    Kind = "customer_onboarded"
-	KindUnknown              Kind = "unknown"
+	KindCredentialsSubmitted  Kind = "credentials_submitted"
+	KindCustomerOnboarded     Kind = "customer_onboarded"
+	KindConnectorDisconnected Kind = "connector_disconnected"
+	KindCustomerOffboarded    Kind = "customer_offboarded"
+	KindUnknown               Kind = "unknown"
 )
 
 // Kinds lists every request kind an app can publish, each with its request type (NewRequest).
-var Kinds = []Kind{KindCustomerOnboarded, KindCredentialsSubmitted}
+var Kinds = []Kind{KindCustomerOnboarded, KindCredentialsSubmitted, KindConnectorDisconnected, KindCustomerOffboarded}
 
 // Request is a typed request: every request type of the contract implements it.
 type Request interface {
@@ -30,6 +32,10 @@ func NewRequest(k Kind) (Request, bool) {
 		return new(CredentialsSubmitted), true
 	case KindCustomerOnboarded:
 		return new(CustomerOnboarded), true
+	case KindConnectorDisconnected:
+		return new(ConnectorDisconnected), true
+	case KindCustomerOffboarded:
+		return new(CustomerOffboarded), true
 	}
 	return nil, false
 }
@@ -41,6 +47,10 @@ func (k Kind) SubjectSuffix() string {
 		return "credentials.submitted"
 	case KindCustomerOnboarded:
 		return "customer.onboarded"
+	case KindConnectorDisconnected:
+		return "connector.disconnected"
+	case KindCustomerOffboarded:
+		return "customer.offboarded"
 	}
 	return ""
 }
@@ -52,30 +62,52 @@ func KindFromSuffix(suffix string) Kind {
 		return KindCredentialsSubmitted
 	case "customer.onboarded":
 		return KindCustomerOnboarded
+	case "connector.disconnected":
+		return KindConnectorDisconnected
+	case "customer.offboarded":
+		return KindCustomerOffboarded
 	}
 	return KindUnknown
 }
 
-// SuccessMessage is the result message a successful request of this kind ends in.
+// SuccessMessage is the result message a successful request of this kind ends in (for
+// credentials.submitted: when the identity had no connector; else source_updated).
 func (k Kind) SuccessMessage() string {
-	if k == KindCustomerOnboarded {
+	switch k {
+	case KindCustomerOnboarded:
 		return MessageWorkspaceReady
+	case KindConnectorDisconnected:
+		return MessageSourceDeleted
+	case KindCustomerOffboarded:
+		return MessageWorkspaceOffboarded
 	}
 	return MessageSourceCreated
 }
 
-// ErrorMessage is the result message of a failed request of this kind.
+// ErrorMessage is the result message of a failed request of this kind (for credentials.submitted:
+// when the identity had no connector; else source_update_error).
 func (k Kind) ErrorMessage() string {
-	if k == KindCustomerOnboarded {
+	switch k {
+	case KindCustomerOnboarded:
 		return MessageWorkspaceError
+	case KindConnectorDisconnected:
+		return MessageSourceDeleteError
+	case KindCustomerOffboarded:
+		return MessageWorkspaceOffboardError
 	}
 	return MessageSourceCreateError
 }
 
 // Result messages (the message field of a result, and a token of its subject).
 const (
-	MessageSourceCreated     = "source_created"
-	MessageSourceCreateError = "source_create_error"
-	MessageWorkspaceReady    = "workspace_ready"
-	MessageWorkspaceError    = "workspace_error"
+	MessageSourceCreated          = "source_created"
+	MessageSourceCreateError      = "source_create_error"
+	MessageSourceUpdated          = "source_updated"
+	MessageSourceUpdateError      = "source_update_error"
+	MessageSourceDeleted          = "source_deleted"
+	MessageSourceDeleteError      = "source_delete_error"
+	MessageWorkspaceReady         = "workspace_ready"
+	MessageWorkspaceError         = "workspace_error"
+	MessageWorkspaceOffboarded    = "workspace_offboarded"
+	MessageWorkspaceOffboardError = "workspace_offboard_error"
 )

@@ -2,6 +2,7 @@ package contract
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -22,7 +23,14 @@ type Result struct {
 	WorkspaceName string          `json:"workspace_name,omitempty"`
 	WorkspaceID   string          `json:"workspace_id,omitempty"`
 	Attempts      int             `json:"attempts"`
-	ProducedAt    time.Time       `json:"produced_at,omitzero"` // always set by the worker
+	// Revision orders the verdicts of one request id: 1 for its first; a replayed dead letter's
+	// verdict is one higher. The highest revision per request id wins.
+	Revision int `json:"revision"`
+	// ReplacedID is, on source_updated, the connector an Agent Engine connector's update replaced.
+	ReplacedID string `json:"replaced_id,omitempty"`
+	// AlreadyAbsent is, on source_deleted, whether there was no connector to delete.
+	AlreadyAbsent *bool     `json:"already_absent,omitempty"`
+	ProducedAt    time.Time `json:"produced_at,omitzero"` // always set by the worker
 }
 
 // ErrorBody is the error of a failed request.
@@ -33,8 +41,13 @@ type ErrorBody struct {
 }
 
 // MsgID is the Nats-Msg-Id of a result: JetStream drops a second publish with the same id, so a
-// re-published result (after a redelivery) is stored once.
-func (r *Result) MsgID() string { return r.RequestID + ":" + r.Message }
+// re-published result (after a redelivery) is stored once, while a later revision is stored too.
+func (r *Result) MsgID() string {
+	if r.Revision > 1 {
+		return r.RequestID + ":" + r.Message + ":" + strconv.Itoa(r.Revision)
+	}
+	return r.RequestID + ":" + r.Message
+}
 
 // Failed reports whether the result is an error result.
 func (r *Result) Failed() bool { return r.Error != nil }

@@ -21,3 +21,6 @@ bench-scenarios: build ## every scenario of docs/bench.md, one after another, in
 	./$(BIN) bench --requests 9000 --workspaces 100 --concurrency 16 --latency 50ms --no-floor --replicas 3 | tee -a $(BENCH_OUT)
 	./$(BIN) bench --requests 9000 --workspaces 100 --concurrency 16 --latency 50ms --no-floor --replicas 3 --procs | tee -a $(BENCH_OUT)
 	./$(BIN) bench --requests 5000 --workspaces 1000 --concurrency 256 --inflight 256 --latency 50ms --no-floor --procs | tee -a $(BENCH_OUT)
+	./$(BIN) bench --scenario rotate --requests 10000 --workspaces 1000 --concurrency 64 | tee -a $(BENCH_OUT)
+	./$(BIN) bench --scenario rotate --requests 6000 --workspaces 1000 --concurrency 64 --latency 50ms | tee -a $(BENCH_OUT)
+	./$(BIN) bench --scenario rotate --embedded --requests 10000 --workspaces 1000 --concurrency 64 | tee -a $(BENCH_OUT)

@@ -33,12 +33,24 @@ const (
 	SourceCreateErrorResult     Name = "source-create-error.result.v1.json"
 	WorkspaceReadyResult        Name = "workspace-ready.result.v1.json"
 	WorkspaceErrorResult        Name = "workspace-error.result.v1.json"
+
+	ConnectorDisconnectedRequest Name = "connector-disconnected.request.v1.json"
+	CustomerOffboardedRequest    Name = "customer-offboarded.request.v1.json"
+	SourceUpdatedResult          Name = "source-updated.result.v1.json"
+	SourceUpdateErrorResult      Name = "source-update-error.result.v1.json"
+	SourceDeletedResult          Name = "source-deleted.result.v1.json"
+	SourceDeleteErrorResult      Name = "source-delete-error.result.v1.json"
+	WorkspaceOffboardedResult    Name = "workspace-offboarded.result.v1.json"
+	WorkspaceOffboardErrorResult Name = "workspace-offboard-error.result.v1.json"
 )
 
 // All lists every top-level schema.
 var All = []Name{
 	CredentialsSubmittedRequest, CustomerOnboardedRequest,
 	SourceCreatedResult, SourceCreateErrorResult, WorkspaceReadyResult, WorkspaceErrorResult,
+	ConnectorDisconnectedRequest, CustomerOffboardedRequest,
+	SourceUpdatedResult, SourceUpdateErrorResult, SourceDeletedResult, SourceDeleteErrorResult,
+	WorkspaceOffboardedResult, WorkspaceOffboardErrorResult,
 }
 
 // ResultSchema returns the schema of a result message (source_created, ...), or false.

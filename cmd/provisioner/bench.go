@@ -20,6 +20,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("provisioner bench", flag.ContinueOnError)
 	benchHelp.install(fs, stderr)
 	var cfg bench.Config
+	fs.StringVar(&cfg.Scenario, "scenario", bench.ScenarioCreate, "create (each request a connector of its own) or rotate (the connectors are created first, then each one's credentials rotated; only the rotations are measured)")
+	fs.BoolVar(&cfg.Embedded, "embedded", false, "embedded sources (source_template_id) instead of Agent Engine connectors: a rotation is one PUT instead of a replace")
 	fs.IntVar(&cfg.Requests, "requests", 10000, "credentials-submitted requests to publish, each for a connector of its own")
 	fs.IntVar(&cfg.Workspaces, "workspaces", 1000, "workspaces the requests are spread over")
 	fs.IntVar(&cfg.Replicas, "replicas", 1, "worker replicas sharing the consumer")

@@ -19,6 +19,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/provisioner-dev/provisioner/client"
+	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
 	"github.com/provisioner-dev/provisioner/internal/app"
 	"github.com/provisioner-dev/provisioner/internal/config"
@@ -28,8 +30,9 @@ import (
 
 // demoSecrets are the file secrets dev mode seeds (made-up values).
 var demoSecrets = map[string]map[string]string{
-	"customers/acme/github.json":  {"token": "ghp_demo_not_a_real_token"},
-	"customers/acme/hubspot.json": {"client_id": "demo-client-id", "client_secret": "demo-client-secret", "refresh_token": "demo-refresh-token"},
+	"customers/acme/github.json":         {"token": "ghp_demo_not_a_real_token"},
+	"customers/acme/github-rotated.json": {"token": "ghp_demo_rotated_not_real"},
+	"customers/acme/hubspot.json":        {"client_id": "demo-client-id", "client_secret": "demo-client-secret", "refresh_token": "demo-refresh-token"},
 }
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -173,7 +176,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	<-ready
 
 	if !*noDemo {
-		if err := publishDemo(ctx, js, topo.RequestSubject, tp); err != nil {
+		demo, err := client.New(nc, client.WithSubjectPrefix(cfg.SubjectPrefix), client.WithRequestsStream(cfg.RequestsStream),
+			client.WithResultsStream(cfg.ResultsStream), client.WithTracerProvider(tp))
+		if err != nil {
+			return err
+		}
+		if err := publishDemo(ctx, js, demo, topo.RequestSubject, tp); err != nil && ctx.Err() == nil {
 			return err
 		}
 	}
@@ -221,8 +229,10 @@ func selfCommand(executable func() (string, error), lookPath func(string) (strin
 }
 
 // publishDemo publishes the demo batch: a customer onboarded, credentials for two connector types,
-// and one request whose secret is missing.
-func publishDemo(ctx context.Context, js jetstream.JetStream, subject func(string) string, tp trace.TracerProvider) error {
+// and one request whose secret is missing; then, once the two connectors exist, a rotation of the
+// GitHub credentials (the connector is replaced by one holding the new secret) and a disconnect of
+// HubSpot.
+func publishDemo(ctx context.Context, js jetstream.JetStream, c *client.Client, subject func(string) string, tp trace.TracerProvider) error {
 	run := uuid.NewString()[:8]
 	now := time.Now().UTC().Format(time.RFC3339)
 	batch := []struct {
@@ -245,6 +255,21 @@ func publishDemo(ctx context.Context, js jetstream.JetStream, subject func(strin
 		_, err := js.PublishMsg(pubCtx, msg)
 		span.End(err, "")
 		if err != nil {
+			return fmt.Errorf("publish demo: %w", err)
+		}
+	}
+	// the rest of the connectors' life, once they exist
+	for _, id := range []string{"demo-" + run + "-github", "demo-" + run + "-hubspot"} {
+		if _, err := c.Await(ctx, id); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+	}
+	for _, req := range []contract.Request{
+		&contract.CredentialsSubmitted{ID: "demo-" + run + "-rotate-github", WorkspaceName: "acme", ConnectorType: "github", Name: "GitHub",
+			CredentialsRef: "file:customers/acme/github-rotated.json", ReplicationConfig: json.RawMessage(`{"repositories":["acme/app"]}`)},
+		&contract.ConnectorDisconnected{ID: "demo-" + run + "-disconnect-hubspot", WorkspaceName: "acme", ConnectorType: "hubspot", Name: "HubSpot"},
+	} {
+		if _, err := c.Submit(ctx, req); err != nil {
 			return fmt.Errorf("publish demo: %w", err)
 		}
 	}

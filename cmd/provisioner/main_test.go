@@ -42,7 +42,7 @@ func TestDevRunsTheDemoAndDrainsOnInterrupt(t *testing.T) {
 		code <- dispatch(ctx, []string{"dev", "--nats-listen", "127.0.0.1:0", "--sandbox-listen", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--dir", t.TempDir()}, &stdout, &stderr)
 	}()
 	deadline := time.Now().Add(60 * time.Second)
-	for strings.Count(stdout.String(), "request=demo-") < 4 {
+	for strings.Count(stdout.String(), "request=demo-") < 6 {
 		select {
 		case c := <-code:
 			t.Fatalf("dev exited early with %d\nstdout:\n%s\nstderr:\n%s", c, stdout.String(), stderr.String())
@@ -54,7 +54,8 @@ func TestDevRunsTheDemoAndDrainsOnInterrupt(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	out := stdout.String()
-	for _, want := range []string{"nats      nats://", "sandbox   http://", "metrics   http://", "workspace_ready", "source_created", "code=secret_not_found"} {
+	for _, want := range []string{"nats      nats://", "sandbox   http://", "metrics   http://", "workspace_ready", "source_created", "code=secret_not_found",
+		"source_updated", "source_deleted"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, out)
 		}
@@ -96,7 +97,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad env value", []string{"run"}, map[string]string{"PROVISIONER_CONCURRENCY": "many"}, exitUsage, "PROVISIONER_CONCURRENCY"},
 		{"bad url", []string{"run", "--airbyte-client-id", "x", "--airbyte-client-secret", "y", "--nats-url", "http://x"}, nil, exitUsage, "--nats-url"},
 		{"unknown flag", []string{"run", "--no-such-flag"}, nil, exitUsage, "no-such-flag"},
-		{"publish needs a kind", []string{"publish"}, nil, exitUsage, "credentials or onboarded"},
+		{"publish needs a kind", []string{"publish"}, nil, exitUsage, "credentials, onboarded, disconnected or offboarded"},
 		{"publish validates", []string{"publish", "credentials", "--workspace", "acme"}, nil, exitUsage, "request is invalid"},
 		{"dlq needs a subcommand", []string{"dlq"}, nil, exitUsage, "usage: provisioner dlq"},
 	} {

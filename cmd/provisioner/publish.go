@@ -26,8 +26,8 @@ import (
 
 var publishHelp = help{
 	usage: []string{
-		"provisioner publish credentials|onboarded [flags]",
-		"provisioner publish --kind credentials|onboarded --file REQUEST.json [flags]",
+		"provisioner publish credentials|onboarded|disconnected|offboarded [flags]",
+		"provisioner publish --kind credentials|onboarded|disconnected|offboarded --file REQUEST.json [flags]",
 	},
 	about: "Publish a request, validated first against its schema and the workspace-name rule of --secret-path-policy.\n" +
 		"A request is at most 64 KiB. Nats-Msg-Id is the request id: a second publish within the duplicate window is dropped.",
@@ -40,7 +40,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	publishHelp.install(fs, stderr)
 	cf.register(fs, requestsStreamFlag, resultsStreamFlag)
 	file := fs.String("file", "", "read the request from this JSON file (- for stdin)")
-	kindFlag := fs.String("kind", "", "request kind with --file: credentials (credentials.submitted) or onboarded (customer.onboarded)")
+	kindFlag := fs.String("kind", "", "request kind with --file: credentials (credentials.submitted), onboarded (customer.onboarded), disconnected (connector.disconnected) or offboarded (customer.offboarded)")
 	id := fs.String("id", "", "request id (default: a new UUID)")
 	workspace := fs.String("workspace", "", "workspace name (the customer)")
 	connectorType := fs.String("connector-type", "", "connector type, e.g. github")
@@ -50,6 +50,8 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	ref := fs.String("credentials-ref", "", "secret reference, e.g. file:customers/acme/github.json")
 	replication := fs.String("replication-config", "", "non-secret connector settings as a JSON object")
 	region := fs.String("region-id", "", "region of a new workspace (onboarded)")
+	check := fs.Bool("check", false, "run Airbyte's credential check before creating or replacing the connector (credentials)")
+	workspaceAction := fs.String("workspace-action", "", "what becomes of the workspace after its connectors are deleted (offboarded): keep (default), deactivate or delete")
 	noValidate := fs.Bool("no-validate", false, "publish even if the request breaks the schema (to test the worker's error path)")
 	policy := fs.String("secret-path-policy", "", "the worker's --secret-path-policy: workspace names are checked against its rule (default: the rule of any policy with {workspace_name}; none = no check)")
 	wait := fs.Bool("wait", false, "wait for the request's verdict and print it; exit 0 on success, 1 on an error verdict, 3 on timeout")
@@ -58,7 +60,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 	// the kind may come first: publish credentials --workspace ...
 	kind := ""
-	if len(args) > 0 && (args[0] == "credentials" || args[0] == "onboarded") {
+	if len(args) > 0 && (args[0] == "credentials" || args[0] == "onboarded" || args[0] == "disconnected" || args[0] == "offboarded") {
 		kind, args = args[0], args[1:]
 	}
 	if err := cf.parse(fs, args); err != nil {
@@ -77,8 +79,12 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		k = contract.KindCredentialsSubmitted
 	case "onboarded", "customer.onboarded":
 		k = contract.KindCustomerOnboarded
+	case "disconnected", "connector.disconnected":
+		k = contract.KindConnectorDisconnected
+	case "offboarded", "customer.offboarded":
+		k = contract.KindCustomerOffboarded
 	default:
-		return usagef("say which request: credentials or onboarded (got %q)", kind)
+		return usagef("say which request: credentials, onboarded, disconnected or offboarded (got %q)", kind)
 	}
 
 	var body []byte
@@ -97,21 +103,35 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			*id = uuid.NewString()
 		}
 		req := map[string]any{"id": *id, "workspace_name": *workspace, "occurred_at": time.Now().UTC().Format(time.RFC3339)}
-		if k == contract.KindCredentialsSubmitted {
-			for key, v := range map[string]string{"connector_type": *connectorType, "definition_id": *definitionID, "source_template_id": *templateID, "name": *name, "credentials_ref": *ref} {
+		switch k {
+		case contract.KindCredentialsSubmitted, contract.KindConnectorDisconnected:
+			fields := map[string]string{"connector_type": *connectorType, "definition_id": *definitionID, "source_template_id": *templateID, "name": *name}
+			if k == contract.KindCredentialsSubmitted {
+				fields["credentials_ref"] = *ref
+				if *check {
+					req["check"] = true
+				}
+			}
+			for key, v := range fields {
 				if v != "" {
 					req[key] = v
 				}
 			}
-			if *replication != "" {
+			if *replication != "" && k == contract.KindCredentialsSubmitted {
 				var rc map[string]any
 				if err := json.Unmarshal([]byte(*replication), &rc); err != nil {
 					return usagef("--replication-config: not a JSON object: %v", err)
 				}
 				req["replication_config"] = rc
 			}
-		} else if *region != "" {
-			req["region_id"] = *region
+		case contract.KindCustomerOnboarded:
+			if *region != "" {
+				req["region_id"] = *region
+			}
+		case contract.KindCustomerOffboarded:
+			if *workspaceAction != "" {
+				req["workspace"] = *workspaceAction
+			}
 		}
 		body, _ = json.Marshal(req)
 	}

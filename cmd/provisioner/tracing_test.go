@@ -80,7 +80,7 @@ func TestDevTracesPrintsEachRequestsSpanTree(t *testing.T) {
 		code <- dispatch(ctx, []string{"dev", "--traces", "--nats-listen", "127.0.0.1:0", "--sandbox-listen", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--dir", t.TempDir()}, &stdout, &stderr)
 	}()
 	deadline := time.Now().Add(60 * time.Second)
-	for strings.Count(stdout.String(), "\ntrace ") < 4 {
+	for strings.Count(stdout.String(), "\ntrace ") < 6 { // the first batch, then the rotation and the disconnect
 		select {
 		case c := <-code:
 			t.Fatalf("dev exited early with %d\nstdout:\n%s\nstderr:\n%s", c, stdout.String(), stderr.String())
@@ -105,12 +105,17 @@ func TestDevTracesPrintsEachRequestsSpanTree(t *testing.T) {
 		line  string
 		count int
 	}{
-		{"  publish provisioner.requests.credentials.submitted ", 3},
+		{"  publish provisioner.requests.credentials.submitted ", 4},
 		{"  publish provisioner.requests.customer.onboarded ", 1},
-		{"└─ process provisioner.requests.credentials.submitted ", 3},
-		{"secret fetch ", 3},
-		{"POST connectors_create ", 2},
+		{"  publish provisioner.requests.connector.disconnected ", 1},
+		{"└─ process provisioner.requests.credentials.submitted ", 4},
+		{"└─ process provisioner.requests.connector.disconnected ", 1},
+		{"secret fetch ", 4},
+		{"POST connectors_create ", 3},
+		{"DELETE connectors_delete ", 2},
 		{"publish provisioner.results.source_created.{request} ", 2},
+		{"publish provisioner.results.source_updated.{request} ", 1},
+		{"publish provisioner.results.source_deleted.{request} ", 1},
 		{"publish provisioner.results.workspace_ready.{request} ", 1},
 		{"outcome=permanent_error code=secret_not_found", 1},
 	} {

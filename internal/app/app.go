@@ -136,6 +136,11 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	}
 	topo := Topology(cfg)
 	leaseTTL := 2 * cfg.AckWait
+	clock := time.Now
+	if skew := cfg.ClockSkew; skew != 0 {
+		clock = func() time.Time { return time.Now().Add(skew) }
+		logger.Warn("this process's clock is shifted (--clock-skew, for tests only)", "skew", skew)
+	}
 	var led *ledger.Ledger
 	mode := consumer.Manage
 	switch {
@@ -188,7 +193,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	err = backoff.RetryNotify(func() error {
 		callCtx, cancel := context.WithTimeout(ctx, startupCallTimeout())
 		defer cancel()
-		l, err := ledger.Open(callCtx, js, ledger.Config{Bucket: cfg.LedgerBucket, Replicas: bucketReplicas, LeaseTTL: leaseTTL, Owner: owner})
+		l, err := ledger.Open(callCtx, js, ledger.Config{Bucket: cfg.LedgerBucket, Replicas: bucketReplicas, LeaseTTL: leaseTTL, Owner: owner, Now: clock})
 		if err != nil {
 			return err
 		}
@@ -225,7 +230,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 		WrapTransport: func(next http.RoundTripper) http.RoundTripper {
 			return tracing.HTTPTransport(m.InstrumentTransport(next, airbyte.Operation), airbyte.Operation)
 		},
-		Observer: m, Logger: logger.With("component", "airbyte"),
+		Observer: m, Logger: logger.With("component", "airbyte"), Clock: clock,
 	})
 	if err != nil {
 		return fmt.Errorf("airbyte client: %w", err)
@@ -240,7 +245,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 		logger.Warn("no secret path policy: any request may use any secret reference, there is no tenant isolation; set --secret-path-policy, e.g. customers/{workspace_name}/")
 	}
 	svc, err := provision.New(client, tracedSecrets{store}, tracedLedger{led}, m, provision.Config{
-		Policy: policy, Lookup: provision.LookupMode(cfg.Lookup),
+		Policy: policy, Lookup: provision.LookupMode(cfg.Lookup), CheckCredentials: cfg.CheckCredentials,
 		Budget:          cfg.AckWait * 2 / 3,
 		LeaseRenewEvery: leaseTTL / 4,
 		LeaseMargin:     cfg.AirbyteTimeout + time.Second,

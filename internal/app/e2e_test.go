@@ -29,7 +29,7 @@ func TestEndToEnd(t *testing.T) {
 	e.publish("credentials.submitted", credentialsRequest("req-missing", "acme", "github", "file:acme/missing.json"))
 	e.publish("credentials.submitted", `{"id": "req-broken", `)
 	e.publish("credentials.submitted", `{"id":"req-inline","workspace_name":"acme","connector_type":"github","credentials_ref":"file:acme/github.json","credentials":{"token":"x"}}`)
-	e.publish("customer.offboarded", `{"id":"req-unsupported","workspace_name":"acme"}`)
+	e.publish("customer.renamed", `{"id":"req-unsupported","workspace_name":"acme"}`)
 
 	byID := e.byRequest(e.results(7, 30*time.Second))
 

@@ -88,7 +88,8 @@ func (e *env) assertOneConnectorPerIdentity(workspaces []string, wantPerWorkspac
 }
 
 // Duplicates of one request and different requests for one identity, in flight at once on two
-// replicas: one connector, and one result per request id, all naming that connector.
+// replicas: one result per request id, exactly one source_created, the others updates of the same
+// identity or superseded, and at the end one connector: the one the ledger recorded last.
 func TestConcurrentDuplicatesCreateOneConnector(t *testing.T) {
 	e := newEnv(t, sandbox.Config{Faults: sandbox.Faults{Rules: map[string]sandbox.FaultRule{
 		sandbox.OpAll: {Latency: 5 * time.Millisecond, LatencyJitter: 10 * time.Millisecond},
@@ -107,19 +108,34 @@ func TestConcurrentDuplicatesCreateOneConnector(t *testing.T) {
 	if len(byID) != len(ids) {
 		t.Fatalf("%d results for %d request ids", len(byID), len(ids))
 	}
-	var connector string
+	created := 0
 	for id, r := range byID {
-		if r.Message != contract.MessageSourceCreated {
+		switch {
+		case r.Message == contract.MessageSourceCreated:
+			created++
+		case r.Message == contract.MessageSourceUpdated:
+		case r.Error != nil && r.Error.Code == contract.CodeSuperseded:
+		default:
 			t.Fatalf("%s: %+v", id, r)
 		}
-		if c := connectorIDOf(t, r); connector == "" {
-			connector = c
-		} else if c != connector {
-			t.Fatalf("results name two connectors: %s and %s", connector, c)
-		}
+	}
+	if created != 1 {
+		t.Fatalf("%d source_created results for one identity", created)
 	}
 	waitFor(t, 20*time.Second, "the queue to empty", func() bool { return e.streamCount("PROVISIONER_REQUESTS") == 0 })
+	waitFor(t, 10*time.Second, "replaced connectors to go", func() bool { return len(e.sandbox.Connectors("acme")) == 1 })
 	e.assertOneConnectorPerIdentity([]string{"acme"}, 1)
+	led, err := ledger.Open(context.Background(), e.js, ledger.Config{Bucket: "provisioner_ledger", LeaseTTL: time.Second, Owner: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, _, err := led.Get(context.Background(), ledger.Identity{WorkspaceName: "acme", ConnectorKind: "type:github", Name: "github"})
+	if err != nil || entry.State != ledger.StateActive {
+		t.Fatalf("ledger entry %+v %v", entry, err)
+	}
+	if live := e.sandbox.Connectors("acme")[0].ID; live != entry.Connector || connectorIDOf(t, byID[entry.RequestID]) != live {
+		t.Fatalf("the connector %s is not the one the last applied request %s recorded (%s)", live, entry.RequestID, entry.Connector)
+	}
 	if got := e.streamCount("PROVISIONER_RESULTS"); got != len(ids) {
 		t.Fatalf("%d results stored for %d request ids (re-published results must collapse)", got, len(ids))
 	}
@@ -166,7 +182,7 @@ func TestCrashAfterCreateIsAdoptedAfterLeaseExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := ledger.Identity{WorkspaceName: "acme", ConnectorKind: "type:github", Name: "github"}
-	if c, err := dead.Claim(ctx, id, "req-crash"); err != nil || c.Outcome != ledger.Claimed {
+	if c, err := dead.Claim(ctx, id, ledger.Request{ID: "req-crash"}); err != nil || c.Outcome != ledger.Claimed {
 		t.Fatalf("claim: %+v %v", c, err)
 	}
 	client, err := airbyte.New(airbyte.Config{BaseURL: e.baseURL, ClientID: sandbox.DefaultClientID, ClientSecret: secret.New(sandbox.DefaultClientSecret)})
@@ -329,10 +345,13 @@ func TestDeadLetterReplay(t *testing.T) {
 	rs := e.results(2, 20*time.Second)
 	var created bool
 	for _, r := range rs {
-		created = created || (r.RequestID == "req-replay" && r.Message == contract.MessageSourceCreated)
+		created = created || (r.RequestID == "req-replay" && r.Message == contract.MessageSourceCreated && r.Revision == 2)
 	}
-	if !created {
-		t.Fatalf("replay did not create: %+v", rs)
+	if !created || first.Revision != 1 {
+		t.Fatalf("replay did not create with revision 2 after revision 1: %+v", rs)
+	}
+	if final := e.byRequest(rs)["req-replay"]; final.Message != contract.MessageSourceCreated {
+		t.Fatalf("the highest revision is not the replay's: %+v", final)
 	}
 	if n := e.streamCount("PROVISIONER_DLQ"); n != 0 {
 		t.Fatalf("%d dead letters left after replay", n)

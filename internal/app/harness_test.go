@@ -233,8 +233,8 @@ func (e *env) results(n int, timeout time.Duration) []contract.Result {
 		if err := e.schemas.ValidateJSON(name, m.Data); err != nil {
 			e.t.Fatalf("result breaks its schema: %v\n%s", err, m.Data)
 		}
-		if got, want := m.Header.Get(jetstream.MsgIDHeader), r.RequestID+":"+r.Message; got != want {
-			e.t.Fatalf("Nats-Msg-Id %q, want %q", got, want)
+		if got, want := m.Header.Get(jetstream.MsgIDHeader), r.MsgID(); got != want || r.Revision < 1 {
+			e.t.Fatalf("Nats-Msg-Id %q, want %q (revision %d)", got, want, r.Revision)
 		}
 		for _, h := range []string{"ce-specversion", "ce-type", "ce-source", "ce-id", "ce-time", "traceparent"} {
 			if m.Header.Get(h) == "" {
@@ -246,13 +246,19 @@ func (e *env) results(n int, timeout time.Duration) []contract.Result {
 	return out
 }
 
-// byRequest indexes results by request id, failing on a second result for one request.
+// byRequest indexes results by request id, keeping the highest revision (the consumers' rule), and
+// failing on a second result of one revision for one request.
 func (e *env) byRequest(rs []contract.Result) map[string]contract.Result {
 	e.t.Helper()
 	m := map[string]contract.Result{}
 	for _, r := range rs {
 		if prev, dup := m[r.RequestID]; dup {
-			e.t.Fatalf("two results for request %s: %s and %s", r.RequestID, prev.Message, r.Message)
+			if prev.Revision == r.Revision {
+				e.t.Fatalf("two results of revision %d for request %s: %s and %s", r.Revision, r.RequestID, prev.Message, r.Message)
+			}
+			if prev.Revision > r.Revision {
+				continue
+			}
 		}
 		m[r.RequestID] = r
 	}

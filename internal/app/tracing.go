@@ -40,9 +40,9 @@ func secretErrorCode(err error) string {
 // tracedLedger gives every ledger claim a span with its outcome.
 type tracedLedger struct{ provision.Ledger }
 
-func (l tracedLedger) Claim(ctx context.Context, id ledger.Identity, requestID string) (ledger.Claim, error) {
+func (l tracedLedger) Claim(ctx context.Context, id ledger.Identity, req ledger.Request) (ledger.Claim, error) {
 	ctx, span := tracing.StartLedger(ctx, "claim")
-	c, err := l.Ledger.Claim(ctx, id, requestID)
+	c, err := l.Ledger.Claim(ctx, id, req)
 	if err == nil && span.Recording() {
 		span.SetAttributes(tracing.AttrLedgerOutcome.String(claimOutcome(c)))
 	}
@@ -57,8 +57,10 @@ func claimOutcome(c ledger.Claim) string {
 			return "took_over"
 		}
 		return "claimed"
-	case ledger.Done:
-		return "done"
+	case ledger.Recorded:
+		return "recorded"
+	case ledger.Superseded:
+		return "superseded"
 	case ledger.Busy:
 		return "busy"
 	}

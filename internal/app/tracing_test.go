@@ -308,7 +308,9 @@ func TestRedeliveriesLinkToTheFirstDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := e.config()
-	other, err := ledger.Open(context.Background(), e.js, ledger.Config{Bucket: cfg.LedgerBucket, LeaseTTL: 2 * time.Second, Owner: "another-worker"})
+	// a lease a little longer than a delivery watches one (the lease TTL and a second): the first
+	// delivery gives the request back, the redelivery sees the lease lapse and takes it over
+	other, err := ledger.Open(context.Background(), e.js, ledger.Config{Bucket: cfg.LedgerBucket, LeaseTTL: 2*cfg.AckWait + 2*time.Second, Owner: "another-worker"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +325,7 @@ func TestRedeliveriesLinkToTheFirstDelivery(t *testing.T) {
 				t.Fatal(err)
 			}
 			identity := ledger.Identity{WorkspaceName: "acme", ConnectorKind: parsed.CredentialsSubmitted.ConnectorKind(), Name: parsed.CredentialsSubmitted.ConnectorName()}
-			if c, err := other.Claim(context.Background(), identity, "someone-else"); err != nil || c.Outcome != ledger.Claimed {
+			if c, err := other.Claim(context.Background(), identity, ledger.Request{ID: "someone-else"}); err != nil || c.Outcome != ledger.Claimed {
 				t.Fatalf("pre-claim: %+v, %v", c, err)
 			}
 			if withContext {

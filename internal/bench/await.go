@@ -53,7 +53,7 @@ func runAwait(ctx context.Context, cfg Config, replicas []replica, natsURL, prod
 		return err
 	}
 	runID := "await-" + uuid.NewString()[:8]
-	body := requestBody(cfg.Workspaces)
+	body := requestBody(cfg.Workspaces, secretFile, cfg.Embedded)
 	live, elapsed, err := awaitAll(ctx, cfg.Requests, cfg.InFlight, func(ctx context.Context, i int) (time.Duration, error) {
 		// the product phase's requests, typed, for connectors of their own (numbered after its)
 		var req contract.CredentialsSubmitted

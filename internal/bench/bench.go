@@ -6,6 +6,11 @@
 // same NATS and HTTP round trips with no provisioning logic, at the same concurrency, and reports the
 // product's throughput as a ratio of it.
 //
+// Two scenarios: create (every request a connector of its own) and rotate (the N connectors are
+// created first, unmeasured; then N requests with new request ids and a new secret rotate their
+// credentials, and only those are measured: an Agent Engine connector's rotation is a replace,
+// which the floor makes as a create and a delete).
+//
 // The benchmark reports; it never judges. Targets are documented in docs/bench.md.
 package bench
 
@@ -36,13 +41,18 @@ import (
 
 // Config is one benchmark run.
 type Config struct {
-	Requests    int           // N requests, each for a connector of its own
-	Workspaces  int           // W workspaces the requests are spread over, round robin
-	Replicas    int           // R worker replicas sharing the consumer
-	Concurrency int           // requests in flight per replica (the worker's --concurrency)
-	InFlight    int           // requests the driver keeps outstanding; 0 = 2 × Replicas × Concurrency
-	Latency     time.Duration // added by the sandbox to every Airbyte call
-	Lookup      string        // the worker's --lookup: recovery (default) or always
+	// Scenario is ScenarioCreate (the default) or ScenarioRotate.
+	Scenario    string
+	Requests    int // N requests, each for a connector of its own
+	Workspaces  int // W workspaces the requests are spread over, round robin
+	Replicas    int // R worker replicas sharing the consumer
+	Concurrency int // requests in flight per replica (the worker's --concurrency)
+	// Embedded makes the connectors embedded sources (source_template_id): a rotation is then one
+	// PUT of the source's config instead of a replace.
+	Embedded bool
+	InFlight int           // requests the driver keeps outstanding; 0 = 2 × Replicas × Concurrency
+	Latency  time.Duration // added by the sandbox to every Airbyte call
+	Lookup   string        // the worker's --lookup: recovery (default) or always
 	// Binary, when set, runs each replica as `Binary run` in a process of its own, so that its CPU
 	// and RSS are its own; empty runs the replicas in this process.
 	Binary string
@@ -63,7 +73,16 @@ type Config struct {
 	CPUProfile, MemProfile string
 }
 
+// Scenarios.
+const (
+	ScenarioCreate = "create" // N requests, each creating a connector of its own
+	ScenarioRotate = "rotate" // N connectors created unmeasured, then N rotations of their credentials measured
+)
+
 func (c Config) withDefaults() Config {
+	if c.Scenario == "" {
+		c.Scenario = ScenarioCreate
+	}
 	if c.Lookup == "" {
 		c.Lookup = "recovery"
 	}
@@ -79,6 +98,9 @@ func (c Config) withDefaults() Config {
 // Validate names the first setting at fault.
 func (c Config) Validate() error {
 	var errs []error
+	if c.Scenario != "" && c.Scenario != ScenarioCreate && c.Scenario != ScenarioRotate {
+		errs = append(errs, fmt.Errorf("scenario must be create or rotate, got %q", c.Scenario))
+	}
 	if c.Requests < 1 {
 		errs = append(errs, errors.New("requests must be at least 1"))
 	}
@@ -97,6 +119,9 @@ func (c Config) Validate() error {
 	if c.Latency < 0 {
 		errs = append(errs, errors.New("latency must not be negative"))
 	}
+	if c.Scenario != "" && c.Scenario != ScenarioCreate && c.Scenario != ScenarioRotate {
+		errs = append(errs, fmt.Errorf("scenario must be create or rotate, got %q", c.Scenario))
+	}
 	if c.Lookup != "" && c.Lookup != "recovery" && c.Lookup != "always" {
 		errs = append(errs, fmt.Errorf("lookup must be recovery or always, got %q", c.Lookup))
 	}
@@ -113,6 +138,7 @@ func (c Config) Validate() error {
 // last result; latencies are from a request's publish to its result's arrival at the driver.
 type Report struct {
 	// Parameters.
+	Scenario    string  `json:"scenario"`
 	Requests    int     `json:"requests"`
 	Workspaces  int     `json:"workspaces"`
 	Replicas    int     `json:"replicas"`
@@ -120,6 +146,7 @@ type Report struct {
 	InFlight    int     `json:"inflight"`
 	LatencyMs   float64 `json:"latency_ms"`
 	Lookup      string  `json:"lookup"`
+	Embedded    bool    `json:"embedded,omitempty"`
 	Mode        string  `json:"mode"` // "in-process" or "processes"
 	// Cluster is the number of nats-server processes (0: one embedded server); StreamReplicas the
 	// replicas of the streams and the bucket, the product's and the floor's alike.
@@ -130,6 +157,8 @@ type Report struct {
 
 	// The product.
 	Connectors     int     `json:"connectors"`      // source_created results
+	Updates        int     `json:"updates"`         // source_updated results (rotate)
+	Deleted        int64   `json:"sandbox_deleted"` // connectors the sandbox deleted in the measured phase (rotate: one per replace)
 	Errors         int     `json:"errors"`          // error results
 	Repeated       int     `json:"repeated"`        // results seen again for an answered request
 	Created        int64   `json:"sandbox_created"` // connectors the sandbox committed (exactly one per request)
@@ -143,7 +172,12 @@ type Report struct {
 	// sandbox counted them; APICallsPerConnectorTotal is their sum.
 	APICallsPerConnector      map[string]float64 `json:"api_calls_per_connector"`
 	APICallsPerConnectorTotal float64            `json:"api_calls_per_connector_total"`
-	TokenMints                map[string]int64   `json:"token_mints"`
+	// APICallsPerUpdate and APICallsPerUpdateTotal are the same per rotation (rotate only), and
+	// APICallsPerUpdateRatioToFloor the total divided by the floor's.
+	APICallsPerUpdate             map[string]float64 `json:"api_calls_per_update,omitempty"`
+	APICallsPerUpdateTotal        float64            `json:"api_calls_per_update_total,omitempty"`
+	APICallsPerUpdateRatioToFloor float64            `json:"api_calls_per_update_ratio_to_floor,omitempty"`
+	TokenMints                    map[string]int64   `json:"token_mints"`
 	// BoundPerS is what the sandbox latency allows: Replicas × Concurrency / (Airbyte calls per
 	// connector × Latency); 0 when the latency is 0.
 	BoundPerS    float64 `json:"bound_per_s,omitempty"`
@@ -187,6 +221,10 @@ type Report struct {
 	FloorP99Ms     float64 `json:"floor_p99_ms,omitempty"`
 	FloorCPUSPer1k float64 `json:"floor_cpu_s_per_1k,omitempty"`
 	FloorErrors    int     `json:"floor_errors,omitempty"`
+	// FloorAPICallsPerRequest is the floor's Airbyte calls per request of the measured phase, by
+	// operation, as its sandbox counted them.
+	FloorAPICallsPerRequest      map[string]float64 `json:"floor_api_calls_per_request,omitempty"`
+	FloorAPICallsPerRequestTotal float64            `json:"floor_api_calls_per_request_total,omitempty"`
 	// FloorOtherBusyCPUs is OtherBusyCPUs during the floor phase.
 	FloorOtherBusyCPUs float64 `json:"floor_other_busy_cpus,omitempty"`
 }
@@ -220,7 +258,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Report, error) 
 	defer stopNATS()
 
 	rep := &Report{
-		Requests: cfg.Requests, Workspaces: cfg.Workspaces, Replicas: cfg.Replicas, Concurrency: cfg.Concurrency,
+		Scenario: cfg.Scenario, Embedded: cfg.Embedded, Requests: cfg.Requests, Workspaces: cfg.Workspaces, Replicas: cfg.Replicas, Concurrency: cfg.Concurrency,
 		InFlight: cfg.InFlight, LatencyMs: ms(cfg.Latency), Lookup: cfg.Lookup, Mode: "in-process",
 		CPUs: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
 	}
@@ -240,19 +278,31 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) (*Report, error) 
 	return rep, nil
 }
 
-// benchCredential is the made-up GitHub token every workspace's secret file holds.
-const benchCredential = "ghp_bench_not_a_real_token"
+// benchCredential is the made-up GitHub token every workspace's secret file holds, and
+// rotatedCredential the one its rotated secret file holds.
+const (
+	benchCredential   = "ghp_bench_not_a_real_token"
+	rotatedCredential = "ghp_bench_rotated_not_a_real_token"
+)
 
-// writeSecrets writes one file secret per workspace, under the path policy "{workspace_name}/".
+// Secret files of each workspace: the first credentials, and the rotated ones.
+const (
+	secretFile  = "github.json"
+	rotatedFile = "github-rotated.json"
+)
+
+// writeSecrets writes the file secrets of every workspace, under the path policy "{workspace_name}/".
 func writeSecrets(dir string, workspaces int) error {
-	body, _ := json.Marshal(map[string]string{"token": benchCredential})
-	for w := range workspaces {
-		p := filepath.Join(dir, workspaceName(w), "github.json")
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			return fmt.Errorf("write secrets: %w", err)
-		}
-		if err := os.WriteFile(p, body, 0o600); err != nil {
-			return fmt.Errorf("write secrets: %w", err)
+	for file, token := range map[string]string{secretFile: benchCredential, rotatedFile: rotatedCredential} {
+		body, _ := json.Marshal(map[string]string{"token": token})
+		for w := range workspaces {
+			p := filepath.Join(dir, workspaceName(w), file)
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				return fmt.Errorf("write secrets: %w", err)
+			}
+			if err := os.WriteFile(p, body, 0o600); err != nil {
+				return fmt.Errorf("write secrets: %w", err)
+			}
 		}
 	}
 	return nil
@@ -260,13 +310,52 @@ func writeSecrets(dir string, workspaces int) error {
 
 func workspaceName(w int) string { return "bench-ws-" + strconv.Itoa(w) }
 
-// requestBody is request i: a connector of its own (the name is unique) in workspace i mod W.
-func requestBody(workspaces int) func(i int, id string) []byte {
+// githubTemplate is the sandbox's source template of GitHub, for embedded sources.
+const githubTemplate = "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e01"
+
+// requestBody is request i: connector "GitHub i" (the name is unique) in workspace i mod W, with
+// the credentials of the workspace's secret file; an Agent Engine connector by connector_type, or
+// an embedded source by source_template_id.
+func requestBody(workspaces int, file string, embedded bool) func(i int, id string) []byte {
+	kind := `"connector_type":"github"`
+	if embedded {
+		kind = `"source_template_id":"` + githubTemplate + `"`
+	}
 	return func(i int, id string) []byte {
 		ws := workspaceName(i % workspaces)
-		return fmt.Appendf(nil, `{"id":%q,"workspace_name":%q,"connector_type":"github","name":"GitHub %d","credentials_ref":"file:%s/github.json","replication_config":{"repositories":["%s/app"]}}`,
-			id, ws, i, ws, ws)
+		return fmt.Appendf(nil, `{"id":%q,"workspace_name":%q,%s,"name":"GitHub %d","credentials_ref":"file:%s/%s","replication_config":{"repositories":["%s/app"]}}`,
+			id, ws, kind, i, ws, file, ws)
 	}
+}
+
+// loads are a phase's batches: an unmeasured setup (nil for create) and the measured one.
+func loads(cfg Config, prefix, subject, results string) (setup *load, measured load) {
+	measured = load{
+		runID: prefix + "-" + uuid.NewString()[:8], subject: subject, results: results,
+		requests: cfg.Requests, inflight: cfg.InFlight, body: requestBody(cfg.Workspaces, secretFile, cfg.Embedded),
+	}
+	if cfg.Scenario != ScenarioRotate {
+		return nil, measured
+	}
+	setup = &load{
+		runID: prefix + "-setup-" + uuid.NewString()[:8], subject: subject, results: results,
+		requests: cfg.Requests, inflight: cfg.InFlight, body: requestBody(cfg.Workspaces, secretFile, cfg.Embedded),
+	}
+	measured.body = requestBody(cfg.Workspaces, rotatedFile, cfg.Embedded)
+	return setup, measured
+}
+
+// callsPer is the sandbox's calls between two snapshots per request, by operation, and in total.
+func callsPer(before, after sandbox.Stats, n float64) (map[string]float64, float64) {
+	out := map[string]float64{}
+	var total int64
+	for op, c := range after.Requests {
+		if d := c - before.Requests[op]; d > 0 {
+			out[op] = round(float64(d)/n, 4)
+			total += d
+		}
+	}
+	return out, round(float64(total)/n, 4)
 }
 
 // connect opens the driver's connection; a failed PubAck cancels the phase.
@@ -374,17 +463,24 @@ func runProduct(ctx context.Context, cfg Config, natsURL, secretsDir string, log
 		}
 		defer pprof.StopCPUProfile()
 	}
+	setup, measured := loads(cfg, "bench", "provisioner.requests.credentials.submitted", "provisioner.results.>")
+	if setup != nil {
+		out, err := drive(phaseCtx, nc, js, *setup)
+		if err != nil {
+			return fmt.Errorf("product setup: %w", err)
+		}
+		if out.failed > 0 {
+			return fmt.Errorf("product setup: %d of %d creates failed", out.failed, setup.requests)
+		}
+	}
+	st0 := sb.Stats()
 	runtime.GC()
 	resetPeakRSS()
 	before, err := takeSample(replicas)
 	if err != nil {
 		return err
 	}
-	productRunID := "bench-" + uuid.NewString()[:8]
-	out, err := drive(phaseCtx, nc, js, load{
-		runID: productRunID, subject: "provisioner.requests.credentials.submitted",
-		results: "provisioner.results.>", requests: cfg.Requests, inflight: cfg.InFlight, body: requestBody(cfg.Workspaces),
-	})
+	out, err := drive(phaseCtx, nc, js, measured)
 	if err != nil {
 		return fmt.Errorf("product: %w", err)
 	}
@@ -399,7 +495,7 @@ func runProduct(ctx context.Context, cfg Config, natsURL, secretsDir string, log
 	}
 
 	n := float64(cfg.Requests)
-	rep.Connectors = cfg.Requests - out.failed
+	rep.Connectors, rep.Updates = out.messages["source_created"], out.messages["source_updated"]
 	rep.Errors, rep.Repeated = out.failed, out.repeated
 	rep.ElapsedS = round(out.elapsed.Seconds(), 3)
 	rep.ThroughputPerS = n / out.elapsed.Seconds()
@@ -407,16 +503,14 @@ func runProduct(ctx context.Context, cfg Config, natsURL, secretsDir string, log
 	rep.MaxMs = ms(out.latencies[len(out.latencies)-1])
 
 	st := sb.Stats()
-	rep.Created = st.Created
-	rep.APICallsPerConnector = map[string]float64{}
-	var calls int64
-	for op, c := range st.Requests {
-		if c > 0 {
-			rep.APICallsPerConnector[op] = round(float64(c)/n, 4)
-			calls += c
-		}
+	rep.Created, rep.Deleted = st.Created-st0.Created, st.Deleted-st0.Deleted
+	perRequest, total := callsPer(sandbox.Stats{}, st, n) // create: everything the sandbox saw
+	if cfg.Scenario == ScenarioRotate {
+		// the setup's creates are not the rotations': they are per connector, the rest per update
+		rep.APICallsPerUpdate, rep.APICallsPerUpdateTotal = callsPer(st0, st, n)
+		perRequest, total = callsPer(sandbox.Stats{}, st0, n)
 	}
-	rep.APICallsPerConnectorTotal = round(float64(calls)/n, 4)
+	rep.APICallsPerConnector, rep.APICallsPerConnectorTotal = perRequest, total
 	rep.TokenMints = map[string]int64{}
 	for kind, c := range st.TokensMinted {
 		if c > 0 {
@@ -424,7 +518,11 @@ func runProduct(ctx context.Context, cfg Config, natsURL, secretsDir string, log
 		}
 	}
 	if cfg.Latency > 0 {
-		rep.BoundPerS = round(float64(cfg.Replicas*cfg.Concurrency)/(rep.APICallsPerConnectorTotal*cfg.Latency.Seconds()), 1)
+		calls := rep.APICallsPerConnectorTotal
+		if cfg.Scenario == ScenarioRotate {
+			calls = rep.APICallsPerUpdateTotal
+		}
+		rep.BoundPerS = round(float64(cfg.Replicas*cfg.Concurrency)/(calls*cfg.Latency.Seconds()), 1)
 		rep.RatioToBound = round(rep.ThroughputPerS/rep.BoundPerS, 3)
 	}
 	rep.ThroughputPerS = round(rep.ThroughputPerS, 1)
@@ -436,7 +534,7 @@ func runProduct(ctx context.Context, cfg Config, natsURL, secretsDir string, log
 	if cfg.SkipAwait {
 		return nil
 	}
-	if err := runAwait(phaseCtx, cfg, replicas, natsURL, productRunID, rep); err != nil {
+	if err := runAwait(phaseCtx, cfg, replicas, natsURL, measured.runID, rep); err != nil {
 		return fmt.Errorf("await: %w", err)
 	}
 	return nil
@@ -505,7 +603,7 @@ func otherBusy(a, b sample) float64 {
 }
 
 func runFloor(ctx context.Context, cfg Config, natsURL string, logger *slog.Logger, rep *Report) error {
-	_, base, stopSandbox, err := startSandbox(ctx, cfg.Latency, logger)
+	sb, base, stopSandbox, err := startSandbox(ctx, cfg.Latency, logger)
 	if err != nil {
 		return err
 	}
@@ -546,7 +644,8 @@ func runFloor(ctx context.Context, cfg Config, natsURL string, logger *slog.Logg
 			return fmt.Errorf("floor bucket: %w", err)
 		}
 		api := newFloorAPI(base, sandbox.DefaultClientID, secret.New(sandbox.DefaultClientSecret), 2*cfg.Concurrency)
-		w := &floorWorker{js: wjs, kv: wkv, api: api, concurrency: cfg.Concurrency, listFirst: cfg.Lookup == "always"}
+		w := &floorWorker{js: wjs, kv: wkv, api: api, concurrency: cfg.Concurrency, listFirst: cfg.Lookup == "always",
+			record: cfg.Scenario == ScenarioRotate}
 		go func() {
 			err := w.run(workCtx)
 			api.close()
@@ -563,15 +662,24 @@ func runFloor(ctx context.Context, cfg Config, natsURL string, logger *slog.Logg
 		return errors.Join(errs...)
 	}
 
+	setup, measured := loads(cfg, "floor", floorPrefix+".requests.credentials.submitted", floorPrefix+".results.>")
+	if setup != nil {
+		out, err := drive(phaseCtx, nc, js, *setup)
+		if err == nil && out.failed > 0 {
+			err = fmt.Errorf("%d of %d creates failed", out.failed, setup.requests)
+		}
+		if err != nil {
+			_ = stopAndWait()
+			return fmt.Errorf("floor setup: %w", err)
+		}
+	}
+	st0 := sb.Stats()
 	before, err := takeSample(nil)
 	if err != nil {
 		_ = stopAndWait()
 		return err
 	}
-	out, err := drive(phaseCtx, nc, js, load{
-		runID: "floor-" + uuid.NewString()[:8], subject: floorPrefix + ".requests.credentials.submitted",
-		results: floorPrefix + ".results.>", requests: cfg.Requests, inflight: cfg.InFlight, body: requestBody(cfg.Workspaces),
-	})
+	out, err := drive(phaseCtx, nc, js, measured)
 	after, sampleErr := takeSample(nil)
 	if stopErr := stopAndWait(); err == nil {
 		err = stopErr
@@ -589,6 +697,10 @@ func runFloor(ctx context.Context, cfg Config, natsURL string, logger *slog.Logg
 	rep.FloorCPUSPer1k = round((after.self-before.self).Seconds()/n*1000, 3)
 	rep.FloorOtherBusyCPUs = otherBusy(before, after)
 	rep.FloorErrors = out.failed
+	rep.FloorAPICallsPerRequest, rep.FloorAPICallsPerRequestTotal = callsPer(st0, sb.Stats(), n)
+	if rep.APICallsPerUpdateTotal > 0 && rep.FloorAPICallsPerRequestTotal > 0 {
+		rep.APICallsPerUpdateRatioToFloor = round(rep.APICallsPerUpdateTotal/rep.FloorAPICallsPerRequestTotal, 3)
+	}
 	if rep.AwaitPerS > 0 {
 		rep.AwaitRatioToFloor = round(rep.AwaitPerS/rep.FloorPerS, 3)
 	}

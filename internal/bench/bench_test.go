@@ -70,6 +70,8 @@ func TestRunSmoke(t *testing.T) {
 		{"in-process replicas", bench.Config{Requests: 50, Workspaces: 5, Replicas: 2, Concurrency: 4}, "in-process", "this process"},
 		{"replicas as processes", bench.Config{Requests: 30, Workspaces: 3, Replicas: 2, Concurrency: 4, Binary: exe, SkipFloor: true}, "processes", "largest worker"},
 		{"lookup always with latency", bench.Config{Requests: 20, Workspaces: 2, Replicas: 1, Concurrency: 8, Latency: time.Millisecond, Lookup: "always", SkipAwait: true}, "in-process", "this process"},
+		{"rotate", bench.Config{Scenario: bench.ScenarioRotate, Requests: 30, Workspaces: 3, Replicas: 2, Concurrency: 4, SkipAwait: true}, "in-process", "this process"},
+		{"rotate embedded", bench.Config{Scenario: bench.ScenarioRotate, Embedded: true, Requests: 30, Workspaces: 3, Replicas: 2, Concurrency: 4, SkipAwait: true}, "in-process", "this process"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer
@@ -81,6 +83,10 @@ func TestRunSmoke(t *testing.T) {
 				t.Fatalf("%v\nlogs:\n%s", err, logs.String())
 			}
 			n := tc.cfg.Requests
+			if tc.cfg.Scenario == bench.ScenarioRotate {
+				checkRotate(t, rep)
+				return
+			}
 			if rep.Connectors != n || rep.Errors != 0 || rep.Created != int64(n) {
 				t.Errorf("connectors %d, errors %d, created at the sandbox %d; want %d, 0, %d", rep.Connectors, rep.Errors, rep.Created, n, n)
 			}
@@ -119,6 +125,49 @@ func TestRunSmoke(t *testing.T) {
 	}
 }
 
+// checkRotate checks what a rotate run counted: every request an update, of an Agent Engine
+// connector by replace (one create and one delete at the sandbox) or of an embedded source by one
+// PUT, and the floor making the same raw calls.
+func checkRotate(t *testing.T, rep *bench.Report) {
+	t.Helper()
+	n := rep.Requests
+	replaced, ops := int64(n), []string{sandbox.OpConnectorsCreate, sandbox.OpConnectorsDelete}
+	if rep.Embedded {
+		replaced, ops = 0, []string{sandbox.OpSourcesUpdate}
+		if got := rep.APICallsPerUpdate[sandbox.OpConnectorsCreate] + rep.APICallsPerUpdate[sandbox.OpConnectorsDelete]; got != 0 {
+			t.Errorf("an embedded source's rotation made %v creates and deletes per update, want 0: %v", got, rep.APICallsPerUpdate)
+		}
+	}
+	if rep.Updates != n || rep.Connectors != 0 || rep.Errors != 0 || rep.Created != replaced || rep.Deleted != replaced {
+		t.Errorf("updates %d, connectors %d, errors %d, created %d, deleted %d at the sandbox; want %d, 0, 0, %d, %d",
+			rep.Updates, rep.Connectors, rep.Errors, rep.Created, rep.Deleted, n, replaced, replaced)
+	}
+	for _, op := range ops {
+		if got := rep.APICallsPerUpdate[op]; got != 1 {
+			t.Errorf("%s per update %v, want 1", op, got)
+		}
+		if got := rep.FloorAPICallsPerRequest[op]; got != 1 {
+			t.Errorf("the floor's %s per update %v, want 1", op, got)
+		}
+	}
+	if got := rep.APICallsPerConnector[sandbox.OpConnectorsCreate]; got != 1 {
+		t.Errorf("creates per connector in the setup %v, want 1", got)
+	}
+	if rep.APICallsPerUpdateTotal < float64(len(ops)) || rep.APICallsPerUpdateRatioToFloor < 1 || rep.ThroughputPerS <= 0 || rep.FloorPerS <= 0 || rep.FloorErrors != 0 {
+		t.Errorf("measures missing: %+v", rep)
+	}
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"scenario rotate", "updates/s", "airbyte calls/update", "floor calls/request"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report without %q:\n%s", want, text.String())
+		}
+	}
+	checkOutput(t, rep, "")
+}
+
 // checkOutput checks the JSON keys the issue promises and that no secret reaches any output.
 func checkOutput(t *testing.T, rep *bench.Report, logs string) {
 	t.Helper()
@@ -155,7 +204,7 @@ func checkOutput(t *testing.T, rep *bench.Report, logs string) {
 		}
 	}
 	for _, out := range []string{text.String(), string(js), logs} {
-		for _, s := range []string{bench.Credential, bench.FloorCredential, sandbox.DefaultClientSecret, "eyJ"} {
+		for _, s := range []string{bench.Credential, bench.RotatedCredential, bench.FloorCredential, bench.FloorRotatedCredential, sandbox.DefaultClientSecret, "eyJ"} {
 			if strings.Contains(out, s) {
 				t.Errorf("output holds a secret (%.6s...):\n%s", s, out)
 			}
@@ -190,6 +239,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative inflight", func(c *bench.Config) { c.InFlight = -1 }, "inflight"},
 		{"negative latency", func(c *bench.Config) { c.Latency = -time.Millisecond }, "latency"},
 		{"unknown lookup", func(c *bench.Config) { c.Lookup = "sometimes" }, "lookup"},
+		{"rotate", func(c *bench.Config) { c.Scenario = bench.ScenarioRotate }, ""},
+		{"unknown scenario", func(c *bench.Config) { c.Scenario = "delete" }, "scenario"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good

@@ -34,6 +34,7 @@ type outcome struct {
 	latencies []time.Duration // publish to result, one per request
 	failed    int             // error results
 	repeated  int             // results seen again for a request already answered
+	messages  map[string]int  // first results by message (messageOf)
 }
 
 // drive publishes l.requests requests, never more than l.inflight outstanding, and returns once
@@ -45,7 +46,7 @@ func drive(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, l load) (
 	var (
 		mu       sync.Mutex
 		answered = make([]bool, l.requests)
-		out      = outcome{latencies: make([]time.Duration, 0, l.requests)}
+		out      = outcome{latencies: make([]time.Duration, 0, l.requests), messages: map[string]int{}}
 		lastAt   time.Duration
 	)
 	slots := make(chan struct{}, l.inflight)
@@ -66,7 +67,9 @@ func drive(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, l load) (
 		answered[i] = true
 		out.latencies = append(out.latencies, at-time.Duration(sent[i].Load()))
 		lastAt = at
-		if strings.HasSuffix(m.Subject, "_error") {
+		message := messageOf(m.Subject)
+		out.messages[message]++
+		if strings.HasSuffix(message, "_error") {
 			out.failed++
 		}
 		<-slots
@@ -130,4 +133,14 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	}
 	rank := int(p/100*float64(len(sorted))+0.5) - 1
 	return sorted[min(max(rank, 0), len(sorted)-1)]
+}
+
+// messageOf is the result message a result subject names: <prefix>.results.<message>[.<request token>].
+func messageOf(subject string) string {
+	_, rest, ok := strings.Cut(subject, ".results.")
+	if !ok {
+		return ""
+	}
+	msg, _, _ := strings.Cut(rest, ".")
+	return msg
 }

@@ -3,7 +3,10 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -58,12 +61,20 @@ func setupFloor(ctx context.Context, js jetstream.JetStream, maxAckPending, repl
 // per worker, one scoped token per workspace, one create per request, a list first under
 // lookup=always), with none of the product's logic: no schema, no policy, no secret fetch, no
 // lease, no retries, no metrics.
+//
+// A request for an identity the floor's bucket already holds is a rotation, made as the product
+// makes it: a KV get; for an Agent Engine connector the create of the new connector and the delete
+// of the old one (a replace), for an embedded source one PUT of its config; and a KV revision CAS
+// recording the connector.
 type floorWorker struct {
 	js          jetstream.JetStream
 	kv          jetstream.KeyValue
 	api         *floorAPI
 	concurrency int
 	listFirst   bool
+	// record keeps each created connector's id under its identity (the rotate scenario's setup,
+	// which is not measured), so that a rotation knows which connector to replace.
+	record bool
 }
 
 // run consumes until ctx ends, then waits for the requests it started.
@@ -102,9 +113,10 @@ func (w *floorWorker) run(ctx context.Context) error {
 
 // floorRequest is the part of a request the floor reads.
 type floorRequest struct {
-	ID            string `json:"id"`
-	WorkspaceName string `json:"workspace_name"`
-	Name          string `json:"name"`
+	ID               string `json:"id"`
+	WorkspaceName    string `json:"workspace_name"`
+	Name             string `json:"name"`
+	SourceTemplateID string `json:"source_template_id"`
 }
 
 func (w *floorWorker) handle(ctx context.Context, msg jetstream.Msg) {
@@ -113,11 +125,11 @@ func (w *floorWorker) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	message := "source_created"
-	if err := w.work(ctx, req); err != nil {
-		message = "source_create_error"
+	message, err := w.work(ctx, req)
+	if err != nil {
+		message += "_error"
 	}
-	res := &nats.Msg{Subject: floorPrefix + ".results." + message, Header: nats.Header{},
+	res := &nats.Msg{Subject: floorPrefix + ".results." + message + "." + req.ID, Header: nats.Header{},
 		Data: fmt.Appendf(nil, `{"type":"end_user_action_result","message":%q,"request_id":%q}`, message, req.ID)}
 	res.Header.Set(jetstream.MsgIDHeader, req.ID+":"+message)
 	res.Header.Set(headerRequestID, req.ID)
@@ -128,35 +140,114 @@ func (w *floorWorker) handle(ctx context.Context, msg jetstream.Msg) {
 	_ = msg.Ack()
 }
 
-func (w *floorWorker) work(ctx context.Context, req floorRequest) error {
-	if _, err := w.kv.Create(ctx, "r."+req.ID, []byte(`{"state":"leased"}`)); err != nil {
-		return err
+// work makes the request's calls and says which result they earn: source_created or source_updated.
+func (w *floorWorker) work(ctx context.Context, req floorRequest) (string, error) {
+	key := floorKey(req)
+	if _, err := w.kv.Create(ctx, key, []byte(`{"state":"leased"}`)); errors.Is(err, jetstream.ErrKeyExists) {
+		return "source_update", w.rotate(ctx, req, key)
+	} else if err != nil {
+		return "source_create", err
 	}
-	// As the product does: the scoped-token mint ensures the workspace exists, and the connector
-	// calls carry the application token, as Airbyte's spec documents.
-	if _, err := w.api.scopedToken(ctx, req.WorkspaceName); err != nil {
-		return err
-	}
-	token, err := w.api.appToken(ctx)
+	token, err := w.token(ctx, req.WorkspaceName)
 	if err != nil {
-		return err
+		return "source_create", err
 	}
 	if w.listFirst {
 		if err := w.api.call(ctx, http.MethodGet, connectorsPath+"?workspace_name="+url.QueryEscape(req.WorkspaceName), token, nil, nil); err != nil {
-			return err
+			return "source_create", err
 		}
 	}
-	body, _ := json.Marshal(map[string]any{
-		"name": req.Name, "workspace_name": req.WorkspaceName, "connector_type": "github",
-		"credentials": map[string]string{"token": floorCredential},
-	})
-	return w.api.call(ctx, http.MethodPost, connectorsPath, token, body, nil)
+	id, err := w.create(ctx, req, token, w.record)
+	if err == nil && w.record {
+		_, err = w.kv.Put(ctx, key, []byte(id))
+	}
+	return "source_created", err
 }
 
-// floorCredential is the made-up GitHub token of the floor's connectors.
-const floorCredential = "ghp_bench_floor_not_a_real_token"
+// rotate replaces the identity's connector: the new one first, then the old one goes.
+func (w *floorWorker) rotate(ctx context.Context, req floorRequest, key string) error {
+	entry, err := w.kv.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	token, err := w.token(ctx, req.WorkspaceName)
+	if err != nil {
+		return err
+	}
+	old := string(entry.Value())
+	if req.SourceTemplateID != "" {
+		// embedded: the source's own PUT changes its credentials, with the workspace's scoped token
+		scoped, err := w.api.scopedToken(ctx, req.WorkspaceName)
+		if err != nil {
+			return err
+		}
+		body, _ := json.Marshal(map[string]any{"source_config": map[string]any{"token": floorRotatedCredential}})
+		if err := w.api.call(ctx, http.MethodPut, sourcesPath+"/"+old, scoped, body, nil); err != nil {
+			return err
+		}
+		_, err = w.kv.Update(ctx, key, []byte(old), entry.Revision())
+		return err
+	}
+	id, err := w.create(ctx, req, token, true)
+	if err != nil {
+		return err
+	}
+	if err := w.api.call(ctx, http.MethodDelete, connectorsPath+"/"+old, token, nil, nil); err != nil {
+		return err
+	}
+	_, err = w.kv.Update(ctx, key, []byte(id), entry.Revision())
+	return err
+}
 
-const connectorsPath = "/api/v1/integrations/connectors"
+// token is the token of the connector calls. As the product does: the scoped-token mint ensures
+// the workspace exists, and the connector calls carry the application token, as Airbyte's spec
+// documents.
+func (w *floorWorker) token(ctx context.Context, workspace string) (secret.Value, error) {
+	if _, err := w.api.scopedToken(ctx, workspace); err != nil {
+		return secret.Value{}, err
+	}
+	return w.api.appToken(ctx)
+}
+
+// create makes the connector; it reads the answer only when the id is wanted, as the create
+// scenario's floor never did.
+func (w *floorWorker) create(ctx context.Context, req floorRequest, token secret.Value, wantID bool) (string, error) {
+	create := map[string]any{
+		"name": req.Name, "workspace_name": req.WorkspaceName, "connector_type": "github",
+		"credentials": map[string]string{"token": floorCredential},
+	}
+	if req.SourceTemplateID != "" {
+		delete(create, "connector_type")
+		create["source_template_id"] = req.SourceTemplateID
+	}
+	body, _ := json.Marshal(create)
+	if !wantID {
+		return "", w.api.call(ctx, http.MethodPost, connectorsPath, token, body, nil)
+	}
+	var out struct {
+		ID string `json:"id"`
+	}
+	err := w.api.call(ctx, http.MethodPost, connectorsPath, token, body, &out)
+	return out.ID, err
+}
+
+// floorKey is the identity's key in the floor's bucket.
+func floorKey(req floorRequest) string {
+	sum := sha256.Sum256([]byte(req.WorkspaceName + "\x00" + req.Name))
+	return "c." + hex.EncodeToString(sum[:16])
+}
+
+// floorCredential is the made-up GitHub token of the floor's connectors, and
+// floorRotatedCredential the one its rotations of embedded sources put.
+const (
+	floorCredential        = "ghp_bench_floor_not_a_real_token"
+	floorRotatedCredential = "ghp_bench_floor_rotated_not_a_real_token"
+)
+
+const (
+	connectorsPath = "/api/v1/integrations/connectors"
+	sourcesPath    = "/api/v1/embedded/sources"
+)
 
 // floorAPI makes the floor's Airbyte calls over a plain keep-alive HTTP client, with the tokens
 // minted once (per worker and per workspace) as the product's cache does.

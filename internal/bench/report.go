@@ -11,12 +11,16 @@ import (
 // WriteText writes the report for humans.
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "provisioner bench: %d requests over %d workspaces, %d replica(s) %s × concurrency %d, %d in flight, sandbox latency %gms, lookup %s, %d CPUs, %s\n\n",
-		r.Requests, r.Workspaces, r.Replicas, r.Mode, r.Concurrency, r.InFlight, r.LatencyMs, r.Lookup, r.CPUs, r.GoVersion)
+	fmt.Fprintf(&b, "provisioner bench: scenario %s, %d requests over %d workspaces, %d replica(s) %s × concurrency %d, %d in flight, sandbox latency %gms, lookup %s, %d CPUs, %s\n\n",
+		r.Scenario, r.Requests, r.Workspaces, r.Replicas, r.Mode, r.Concurrency, r.InFlight, r.LatencyMs, r.Lookup, r.CPUs, r.GoVersion)
 	if r.Cluster > 0 {
 		fmt.Fprintf(&b, "  nats: a %d-node cluster of nats-server processes, streams and buckets R%d (the product's and the floor's); their CPU is under other processes\n\n", r.Cluster, r.StreamReplicas)
 	}
-	fmt.Fprintf(&b, "  connectors/s        %10.1f   (%d connectors, %d errors, %d created at the sandbox, %.2fs)\n", r.ThroughputPerS, r.Connectors, r.Errors, r.Created, r.ElapsedS)
+	if r.Scenario == ScenarioRotate {
+		fmt.Fprintf(&b, "  updates/s           %10.1f   (%d updated, %d errors, %d created and %d deleted at the sandbox, %.2fs)\n", r.ThroughputPerS, r.Updates, r.Errors, r.Created, r.Deleted, r.ElapsedS)
+	} else {
+		fmt.Fprintf(&b, "  connectors/s        %10.1f   (%d connectors, %d errors, %d created at the sandbox, %.2fs)\n", r.ThroughputPerS, r.Connectors, r.Errors, r.Created, r.ElapsedS)
+	}
 	if r.FloorPerS > 0 {
 		fmt.Fprintf(&b, "  floor/s             %10.1f   ratio to floor %.3f\n", r.FloorPerS, r.RatioToFloor)
 	}
@@ -36,6 +40,21 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "  airbyte calls/conn  %10.3f  ", r.APICallsPerConnectorTotal)
 	for _, op := range slices.Sorted(maps.Keys(r.APICallsPerConnector)) {
 		fmt.Fprintf(&b, " %s %.4f", op, r.APICallsPerConnector[op])
+	}
+	if r.APICallsPerUpdateTotal > 0 {
+		fmt.Fprintf(&b, "\n  airbyte calls/update%10.3f  ", r.APICallsPerUpdateTotal)
+		for _, op := range slices.Sorted(maps.Keys(r.APICallsPerUpdate)) {
+			fmt.Fprintf(&b, " %s %.4f", op, r.APICallsPerUpdate[op])
+		}
+	}
+	if r.FloorAPICallsPerRequestTotal > 0 {
+		fmt.Fprintf(&b, "\n  floor calls/request %10.3f  ", r.FloorAPICallsPerRequestTotal)
+		for _, op := range slices.Sorted(maps.Keys(r.FloorAPICallsPerRequest)) {
+			fmt.Fprintf(&b, " %s %.4f", op, r.FloorAPICallsPerRequest[op])
+		}
+		if r.APICallsPerUpdateRatioToFloor > 0 {
+			fmt.Fprintf(&b, "   (calls per update: %.3f × the floor's)", r.APICallsPerUpdateRatioToFloor)
+		}
 	}
 	fmt.Fprintf(&b, "\n  token mints         ")
 	for _, kind := range slices.Sorted(maps.Keys(r.TokenMints)) {

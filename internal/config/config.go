@@ -72,10 +72,14 @@ type Config struct {
 	Vault            vault.VaultConfig
 	SecretPathPolicy string
 	Lookup           string
+	CheckCredentials bool
 
-	MetricsAddr     string
-	LogFormat       string
-	LogLevel        string
+	MetricsAddr string
+	LogFormat   string
+	LogLevel    string
+	// ClockSkew shifts this process's wall clock (tests and the chaos soak only): leases and token
+	// caches must not depend on hosts' clocks agreeing.
+	ClockSkew       time.Duration
 	ShutdownTimeout time.Duration
 }
 
@@ -162,9 +166,11 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.Vault.TLSServerName, "vault-tls-server-name", c.Vault.TLSServerName, "server name to verify Vault's certificate against")
 	fs.StringVar(&c.SecretPathPolicy, "secret-path-policy", c.SecretPathPolicy, "path template every secret reference of a request must fall under, e.g. customers/{workspace_name}/; required (none = no tenant isolation, said explicitly)")
 	fs.StringVar(&c.Lookup, "lookup", c.Lookup, "when to list a workspace's connectors before creating: recovery (after an interrupted attempt) or always")
+	fs.BoolVar(&c.CheckCredentials, "check-credentials", c.CheckCredentials, "run Airbyte's credential check before every create or replace, as if each credentials.submitted said \"check\": true")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "address of /metrics, /healthz and /readyz (empty = off)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "auto (text on a terminal, else json), text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.DurationVar(&c.ClockSkew, "clock-skew", c.ClockSkew, "testing only: run with this process's clock shifted by this much (the chaos soak skews one worker)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight requests get to finish on shutdown")
 	return fs
 }

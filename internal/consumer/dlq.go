@@ -129,6 +129,12 @@ func (d *DeadLetters) Replay(ctx context.Context, id uint64) error {
 	}
 	// a fresh id: the original's is still in the duplicate window if it failed recently
 	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("replay:%s:%d", d.topo.DLQStream, id))
+	// the replay's verdict supersedes the dead letter's: one revision higher
+	rev, err := strconv.Atoi(raw.Header.Get(HeaderRevision))
+	if err != nil || rev < 1 {
+		rev = 1
+	}
+	msg.Header.Set(HeaderRevision, strconv.Itoa(rev+1))
 	if _, err := d.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("replay dead letter %d: %w", id, err)
 	}

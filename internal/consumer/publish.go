@@ -29,6 +29,11 @@ const (
 	HeaderDLQRequestID   = "Provisioner-Dlq-Request-Id"
 	HeaderDLQOriginalMsg = "Provisioner-Dlq-Original-Msg-Id"
 	HeaderTraceparent    = "traceparent"
+	// HeaderOriginalSequence and HeaderRevision travel with a dead letter and its replay: the
+	// request's place in the publish order, and the revision of the verdict it last got. The worker
+	// reads them only on a replayed message (Nats-Msg-Id "replay:…").
+	HeaderOriginalSequence = "Provisioner-Original-Sequence"
+	HeaderRevision         = "Provisioner-Revision"
 )
 
 // Publisher publishes results and dead letters and waits for each PubAck.
@@ -86,6 +91,10 @@ type DeadLetter struct {
 	Error      string
 	RequestID  string
 	Deliveries uint64
+	// OriginalSequence is the request's place in the publish order; Revision the revision of the
+	// verdict published with this dead letter. A replay keeps the first and raises the second.
+	OriginalSequence uint64
+	Revision         int
 }
 
 // PublishDeadLetter copies a request to the dead-letter stream plus the reason: its body with every
@@ -134,6 +143,11 @@ func (p *Publisher) PublishDeadLetter(ctx context.Context, orig jetstream.Msg, d
 	msg.Header.Set(HeaderDLQSequence, strconv.FormatUint(seq, 10))
 	msg.Header.Set(HeaderDLQDeliveries, strconv.FormatUint(dl.Deliveries, 10))
 	msg.Header.Set(HeaderDLQTime, now.UTC().Format(time.RFC3339Nano))
+	if dl.OriginalSequence == 0 {
+		dl.OriginalSequence = seq
+	}
+	msg.Header.Set(HeaderOriginalSequence, strconv.FormatUint(dl.OriginalSequence, 10))
+	msg.Header.Set(HeaderRevision, strconv.Itoa(max(dl.Revision, 1)))
 	if dl.RequestID != "" {
 		msg.Header.Set(HeaderDLQRequestID, headerSafe(dl.RequestID))
 	}

@@ -150,6 +150,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		}
 	}()
 
+	order := orderOf(msg, meta)
 	req, err := w.decoder.Decode(kind, msg.Data())
 	if err != nil {
 		id, ws := event.PeekID(msg.Data())
@@ -170,16 +171,20 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 			Action: provision.DeadLetter, Outcome: provision.OutcomeDeadLetter, Err: err,
 			Result: event.ErrorResult(kind, id, ws, delivery, code, errorText(err), false, w.cfg.Now()),
 		}
+		stampRevision(dec.Result, order.revision)
 	} else {
 		attrs := []slog.Attr{slog.String("request_id", req.ID()), slog.String("workspace", req.WorkspaceName())}
-		if req.CredentialsSubmitted != nil {
+		switch {
+		case req.CredentialsSubmitted != nil:
 			attrs = append(attrs, slog.String("connector_kind", req.CredentialsSubmitted.ConnectorKind()))
+		case req.ConnectorDisconnected != nil:
+			attrs = append(attrs, slog.String("connector_kind", req.ConnectorDisconnected.ConnectorKind()))
 		}
 		span.SetRequest(req.ID(), req.WorkspaceName())
 		logger = slog.New(logger.Handler().WithAttrs(attrs))
 		// lines logged with the request's context (the Airbyte client, the secret store) carry them too
 		reqCtx := logattr.With(ctx, attrs...)
-		dec = w.handler.Handle(reqCtx, req, provision.Delivery{Number: delivery, Final: final, Logger: logger})
+		dec = w.handler.Handle(reqCtx, req, provision.Delivery{Number: delivery, Final: final, Sequence: order.sequence, Revision: order.revision, Logger: logger})
 	}
 	stopHB()
 
@@ -196,7 +201,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		}
 	case dec.Action == provision.DeadLetter:
 		outcome = dec.Outcome
-		if !w.finish(ctx, msg, logger, dec, delivery, &meta.NumDelivered) {
+		if !w.finish(ctx, msg, logger, dec, delivery, &deadLetterOrder{deliveries: meta.NumDelivered, order: order}) {
 			outcome = OutcomeNATSUnavailable
 		}
 	default:
@@ -218,7 +223,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 // fails, the request is Nak'd: the ledger makes the next delivery publish the same result again.
 // It reports whether the request was finished (false: returned because JetStream did not take a
 // publish).
-func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, logger *slog.Logger, dec provision.Decision, delivery int, deadLetter *uint64) bool {
+func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, logger *slog.Logger, dec provision.Decision, delivery int, deadLetter *deadLetterOrder) bool {
 	pubCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := w.publisher.PublishResult(pubCtx, dec.Result, msg.Headers().Get(HeaderTraceparent)); err != nil {
@@ -235,7 +240,8 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, logger *slog.Log
 	}
 	code, _ := event.CodeOf(dec.Err)
 	if err := w.publisher.PublishDeadLetter(pubCtx, msg, DeadLetter{
-		Reason: code, Error: errorText(dec.Err), RequestID: dec.Result.RequestID, Deliveries: *deadLetter,
+		Reason: code, Error: errorText(dec.Err), RequestID: dec.Result.RequestID, Deliveries: deadLetter.deliveries,
+		OriginalSequence: deadLetter.order.sequence, Revision: deadLetter.order.revision,
 	}, w.cfg.Now()); err != nil {
 		logger.Error("dead letter not published; returning the request", "error", err)
 		_ = msg.NakWithDelay(w.cfg.NakDelay(delivery))
@@ -258,6 +264,38 @@ func errorCode(err error) string {
 	code, _ := event.CodeOf(err)
 	return string(code)
 }
+
+// order is a request's place in the publish order and the revision its verdict gets.
+type order struct {
+	sequence uint64
+	revision int
+}
+
+// deadLetterOrder is what a dead letter keeps of its request's delivery.
+type deadLetterOrder struct {
+	deliveries uint64
+	order      order
+}
+
+// orderOf reads a message's order: its stream sequence and revision 1, or, for a replayed dead
+// letter, the sequence it was first published with and the revision its replay raised.
+func orderOf(msg jetstream.Msg, meta *jetstream.MsgMetadata) order {
+	o := order{sequence: meta.Sequence.Stream, revision: 1}
+	h := msg.Headers()
+	if !strings.HasPrefix(h.Get(jetstream.MsgIDHeader), "replay:") {
+		return o
+	}
+	if seq, err := strconv.ParseUint(h.Get(HeaderOriginalSequence), 10, 64); err == nil && seq > 0 {
+		o.sequence = seq
+	}
+	if rev, err := strconv.Atoi(h.Get(HeaderRevision)); err == nil && rev > 1 {
+		o.revision = rev
+	}
+	return o
+}
+
+// stampRevision sets an error result's revision (the provision step sets its own results').
+func stampRevision(res *contract.Result, revision int) { res.Revision = max(revision, 1) }
 
 func errorText(err error) string {
 	var ce *event.CodedError

@@ -43,6 +43,10 @@ func (d *Decoder) Decode(kind contract.Kind, body []byte) (Request, error) {
 		schema = schemas.CredentialsSubmittedRequest
 	case contract.KindCustomerOnboarded:
 		schema = schemas.CustomerOnboardedRequest
+	case contract.KindConnectorDisconnected:
+		schema = schemas.ConnectorDisconnectedRequest
+	case contract.KindCustomerOffboarded:
+		schema = schemas.CustomerOffboardedRequest
 	default:
 		return Request{Kind: kind}, Coded(contract.CodeUnsupportedSubject, false, errors.New("no request kind is published on this subject"))
 	}
@@ -65,6 +69,12 @@ func (d *Decoder) Decode(kind contract.Kind, body []byte) (Request, error) {
 	case contract.KindCustomerOnboarded:
 		req.CustomerOnboarded = new(contract.CustomerOnboarded)
 		err = json.Unmarshal(body, req.CustomerOnboarded)
+	case contract.KindConnectorDisconnected:
+		req.ConnectorDisconnected = new(contract.ConnectorDisconnected)
+		err = json.Unmarshal(body, req.ConnectorDisconnected)
+	case contract.KindCustomerOffboarded:
+		req.CustomerOffboarded = new(contract.CustomerOffboarded)
+		err = json.Unmarshal(body, req.CustomerOffboarded)
 	}
 	if err != nil { // the schema admitted something the types cannot hold: a contract bug, not bad input
 		return Request{Kind: kind}, Coded(contract.CodeSchemaViolation, false, fmt.Errorf("decode: %w", err))

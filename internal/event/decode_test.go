@@ -89,6 +89,9 @@ func TestDecodeSchemaExamples(t *testing.T) {
 		"credentials-submitted.github.json":           contract.KindCredentialsSubmitted,
 		"credentials-submitted.hubspot-template.json": contract.KindCredentialsSubmitted,
 		"customer-onboarded.json":                     contract.KindCustomerOnboarded,
+		"credentials-submitted.rotation-checked.json": contract.KindCredentialsSubmitted,
+		"connector-disconnected.json":                 contract.KindConnectorDisconnected,
+		"customer-offboarded.json":                    contract.KindCustomerOffboarded,
 	} {
 		t.Run(file, func(t *testing.T) {
 			b, err := os.ReadFile(filepath.Join("..", "..", "schemas", "examples", "valid", file))
@@ -129,7 +132,7 @@ func TestCodesMatchSchema(t *testing.T) {
 
 func TestErrorResultValidates(t *testing.T) {
 	d := newDecoder(t)
-	for _, kind := range []contract.Kind{contract.KindCredentialsSubmitted, contract.KindCustomerOnboarded} {
+	for _, kind := range []contract.Kind{contract.KindCredentialsSubmitted, contract.KindCustomerOnboarded, contract.KindConnectorDisconnected, contract.KindCustomerOffboarded} {
 		for _, code := range contract.Codes {
 			t.Run(string(kind)+"/"+string(code), func(t *testing.T) {
 				r := event.ErrorResult(kind, "req-1", "acme", 0, code, "", code == contract.CodeAirbyteUnavailable, fixedNow)
@@ -137,7 +140,10 @@ func TestErrorResultValidates(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				name := map[contract.Kind]string{contract.KindCredentialsSubmitted: "source-create-error", contract.KindCustomerOnboarded: "workspace-error"}[kind]
+				name := map[contract.Kind]string{
+					contract.KindCredentialsSubmitted: "source-create-error", contract.KindCustomerOnboarded: "workspace-error",
+					contract.KindConnectorDisconnected: "source-delete-error", contract.KindCustomerOffboarded: "workspace-offboard-error",
+				}[kind]
 				if err := d.Schemas().ValidateJSON(schemaName(name), b); err != nil {
 					t.Fatal(err)
 				}
@@ -160,14 +166,15 @@ func FuzzDecode(f *testing.F) {
 		`{"specversion":"1.0","data":null}`,
 		`{"id":1}`, `null`, `"x"`, `{"id":"r","workspace_name":"a","replication_config":{"credentials":1}}`,
 	} {
-		f.Add(s, true)
-		f.Add(s, false)
-	}
-	f.Fuzz(func(t *testing.T, body string, credentials bool) {
-		kind := contract.KindCustomerOnboarded
-		if credentials {
-			kind = contract.KindCredentialsSubmitted
+		for k := range uint8(4) {
+			f.Add(s, k)
 		}
+	}
+	f.Add(`{"id":"r3","workspace_name":"acme","connector_type":"github"}`, uint8(2))
+	f.Add(`{"id":"r4","workspace_name":"acme","workspace":"delete"}`, uint8(3))
+	kinds := []contract.Kind{contract.KindCustomerOnboarded, contract.KindCredentialsSubmitted, contract.KindConnectorDisconnected, contract.KindCustomerOffboarded}
+	f.Fuzz(func(t *testing.T, body string, k uint8) {
+		kind := kinds[int(k)%len(kinds)]
 		r, err := d.Decode(kind, []byte(body))
 		if err != nil {
 			var ce *event.CodedError

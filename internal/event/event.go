@@ -7,9 +7,11 @@ import "github.com/provisioner-dev/provisioner/contract"
 
 // Request is a decoded, valid request: exactly one of the pointers is set.
 type Request struct {
-	Kind                 contract.Kind
-	CredentialsSubmitted *contract.CredentialsSubmitted
-	CustomerOnboarded    *contract.CustomerOnboarded
+	Kind                  contract.Kind
+	CredentialsSubmitted  *contract.CredentialsSubmitted
+	CustomerOnboarded     *contract.CustomerOnboarded
+	ConnectorDisconnected *contract.ConnectorDisconnected
+	CustomerOffboarded    *contract.CustomerOffboarded
 }
 
 // ID is the request id.
@@ -19,6 +21,10 @@ func (r Request) ID() string {
 		return r.CredentialsSubmitted.ID
 	case r.CustomerOnboarded != nil:
 		return r.CustomerOnboarded.ID
+	case r.ConnectorDisconnected != nil:
+		return r.ConnectorDisconnected.ID
+	case r.CustomerOffboarded != nil:
+		return r.CustomerOffboarded.ID
 	}
 	return ""
 }
@@ -30,6 +36,10 @@ func (r Request) WorkspaceName() string {
 		return r.CredentialsSubmitted.WorkspaceName
 	case r.CustomerOnboarded != nil:
 		return r.CustomerOnboarded.WorkspaceName
+	case r.ConnectorDisconnected != nil:
+		return r.ConnectorDisconnected.WorkspaceName
+	case r.CustomerOffboarded != nil:
+		return r.CustomerOffboarded.WorkspaceName
 	}
 	return ""
 }

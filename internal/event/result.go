@@ -21,6 +21,7 @@ func ErrorResult(kind contract.Kind, requestID, workspace string, attempts int, 
 		RequestID:     requestID,
 		WorkspaceName: workspace,
 		Attempts:      max(attempts, 1),
+		Revision:      1,
 		ProducedAt:    now.UTC(),
 	}
 }

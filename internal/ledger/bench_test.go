@@ -14,7 +14,7 @@ import (
 
 // BenchmarkClaim measures the ledger's round trips to a real NATS server over loopback: claiming a
 // new identity (one KV create), claiming and completing it (create, then a revision CAS), and
-// claiming an identity already done (create refused, then a read).
+// claiming an identity already recorded (create refused, then a read).
 func BenchmarkClaim(b *testing.B) {
 	srv := natsembedtest.Start(b)
 	_, js := srv.Connect(b)
@@ -33,7 +33,7 @@ func BenchmarkClaim(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			i++
-			if c, err := l.Claim(ctx, identity("new", i), "req"); err != nil || c.Outcome != ledger.Claimed {
+			if c, err := l.Claim(ctx, identity("new", i), ledger.Request{ID: "req", Sequence: 1}); err != nil || c.Outcome != ledger.Claimed {
 				b.Fatalf("claim: %v, %v", c.Outcome, err)
 			}
 		}
@@ -43,27 +43,27 @@ func BenchmarkClaim(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			i++
-			c, err := l.Claim(ctx, identity("complete", i), "req")
+			c, err := l.Claim(ctx, identity("complete", i), ledger.Request{ID: "req", Sequence: 1})
 			if err != nil || c.Outcome != ledger.Claimed {
 				b.Fatalf("claim: %v, %v", c.Outcome, err)
 			}
-			if err := c.Lease.Complete(ctx, record); err != nil {
+			if err := c.Lease.Activate(ctx, "7b3e4a52", record); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("already done", func(b *testing.B) {
 		done := identity("done", 0)
-		c, err := l.Claim(ctx, done, "req")
+		c, err := l.Claim(ctx, done, ledger.Request{ID: "req", Sequence: 1})
 		if err != nil || c.Lease == nil {
 			b.Fatalf("claim: %v", err)
 		}
-		if err := c.Lease.Complete(ctx, record); err != nil {
+		if err := c.Lease.Activate(ctx, "7b3e4a52", record); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if c, err := l.Claim(ctx, done, "req"); err != nil || c.Outcome != ledger.Done {
+			if c, err := l.Claim(ctx, done, ledger.Request{ID: "req", Sequence: 1}); err != nil || c.Outcome != ledger.Recorded {
 				b.Fatalf("claim: %v, %v", c.Outcome, err)
 			}
 		}
@@ -73,7 +73,7 @@ func BenchmarkClaim(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if c, err := l.Claim(ctx, identity("parallel", int(next.Add(1))), "req"); err != nil || c.Outcome != ledger.Claimed {
+				if c, err := l.Claim(ctx, identity("parallel", int(next.Add(1))), ledger.Request{ID: "req", Sequence: 1}); err != nil || c.Outcome != ledger.Claimed {
 					b.Errorf("claim: %v, %v", c.Outcome, err)
 					return
 				}

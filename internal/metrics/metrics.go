@@ -52,18 +52,22 @@ type Options struct {
 // DefaultOptions returns the label lists the provisioner uses, as fresh slices a caller may extend.
 func DefaultOptions() Options {
 	return Options{
-		Kinds:    []string{"credentials_submitted", "customer_onboarded", "unknown"},
-		Outcomes: []string{"created", "adopted", "replayed", "workspace_ready", "permanent_error", "retry", "nats_unavailable", "dead_letter"},
+		Kinds: []string{"credentials_submitted", "customer_onboarded", "connector_disconnected", "customer_offboarded", "unknown"},
+		Outcomes: []string{
+			"created", "adopted", "updated", "replaced", "deleted", "offboarded", "superseded",
+			"credentials_rejected", "replayed", "workspace_ready", "permanent_error", "retry", "nats_unavailable", "dead_letter",
+		},
 		Reasons: []string{
 			"invalid_json", "schema_violation", "unsupported_subject", "invalid_secret_ref",
 			"forbidden_secret_ref", "secret_not_found", "secret_permission_denied",
 			"secret_backend_unavailable", "invalid_credentials", "airbyte_bad_request",
 			"airbyte_unauthorized", "airbyte_forbidden", "airbyte_not_found", "airbyte_unavailable",
-			"lease_unavailable", "nats_unavailable", "internal_error",
+			"lease_unavailable", "superseded", "credentials_rejected", "nats_unavailable", "internal_error",
 		},
 		Messages: []string{
 			"source_created", "source_create_error", "workspace_ready", "workspace_error",
-			"source_updated", "source_update_error",
+			"source_updated", "source_update_error", "source_deleted", "source_delete_error",
+			"workspace_offboarded", "workspace_offboard_error",
 		},
 		Operations: []string{
 			"token", "scoped_token", "scoped_token_info", "widget_token",
@@ -428,8 +432,7 @@ func (m *Metrics) RequestReceived(kind string, redelivered bool) {
 }
 
 // RequestStarted marks the start of handling one delivery. The returned done ends it: it counts the
-// outcome ("created" | "adopted" | "replayed" | "workspace_ready" | "permanent_error" | "retry" |
-// "dead_letter") and observes the duration. Only the first call of done counts.
+// outcome (one of Options.Outcomes) and observes the duration. Only the first call of done counts.
 func (m *Metrics) RequestStarted(kind string) (done func(outcome string)) {
 	if m == nil {
 		return func(string) {}

@@ -140,14 +140,14 @@ var wantFamilies = []struct {
 	typ    dto.MetricType
 	series int
 }{
-	{"provisioner_requests_received_total", dto.MetricType_COUNTER, 3},
-	{"provisioner_requests_redelivered_total", dto.MetricType_COUNTER, 3},
-	{"provisioner_requests_finished_total", dto.MetricType_COUNTER, 3 * 8},
-	{"provisioner_request_duration_seconds", dto.MetricType_HISTOGRAM, 3},
+	{"provisioner_requests_received_total", dto.MetricType_COUNTER, 5},
+	{"provisioner_requests_redelivered_total", dto.MetricType_COUNTER, 5},
+	{"provisioner_requests_finished_total", dto.MetricType_COUNTER, 5 * 14},
+	{"provisioner_request_duration_seconds", dto.MetricType_HISTOGRAM, 5},
 	{"provisioner_requests_in_flight", dto.MetricType_GAUGE, 1},
 	{"provisioner_longest_running_request_seconds", dto.MetricType_GAUGE, 1},
-	{"provisioner_dead_letters_total", dto.MetricType_COUNTER, 17},
-	{"provisioner_results_published_total", dto.MetricType_COUNTER, 6},
+	{"provisioner_dead_letters_total", dto.MetricType_COUNTER, 19},
+	{"provisioner_results_published_total", dto.MetricType_COUNTER, 10},
 	{"provisioner_airbyte_requests_total", dto.MetricType_COUNTER, 20 * 4},
 	{"provisioner_airbyte_request_duration_seconds", dto.MetricType_HISTOGRAM, 20},
 	{"provisioner_airbyte_requests_in_flight", dto.MetricType_GAUGE, 1},

@@ -1,6 +1,13 @@
 // Package provision is the domain step of the provisioner: given one decoded request, it decides
-// what to do and does it — policy check, ledger claim, secret fetch, tokens, lookup-or-create — and
-// returns the result to publish and what to tell the broker. It knows nothing of NATS messages.
+// what to do and does it — policy check, ledger claim in the request's publish order, secret fetch,
+// tokens, the operation at Airbyte — and returns the result to publish and what to tell the broker.
+// It knows nothing of NATS messages.
+//
+// One file per operation: onboard.go (customer.onboarded), upsert.go (credentials.submitted, which
+// creates in create.go, updates an embedded source in place in update.go or replaces an Agent
+// Engine connector in replace.go), disconnect.go (connector.disconnected) and offboard.go
+// (customer.offboarded). claim.go orders requests per identity and holds leases; check.go runs
+// Airbyte's credential check; record.go is what the ledger keeps and results carry.
 package provision
 
 import (
@@ -27,6 +34,11 @@ type Airbyte interface {
 	EnsureWorkspace(ctx context.Context, workspaceName, regionID string) (airbyte.WorkspaceRef, error)
 	ListConnectors(ctx context.Context, p airbyte.ListConnectorsParams) (*airbyte.ConnectorSourceListResponse, error)
 	CreateConnector(ctx context.Context, req airbyte.ConnectorSourceCreateRequest) (*airbyte.ConnectorSourceCreateResponse, error)
+	DeleteConnector(ctx context.Context, workspaceName, id string) (*airbyte.ConnectorSourceDeleteAcceptedResponse, error)
+	UpdateSource(ctx context.Context, workspaceName, id string, req airbyte.SourceUpdateRequest) (*airbyte.SourceUpdateResponse, error)
+	CheckConnectorConfig(ctx context.Context, req airbyte.ConnectorSourceCheckConfigRequest) (*airbyte.ConnectorSourceCheckConfigResponse, error)
+	UpdateWorkspace(ctx context.Context, id string, req airbyte.WorkspaceUpdateRequest) (*airbyte.WorkspaceUpdateResponse, error)
+	DeleteWorkspace(ctx context.Context, id string) (*airbyte.WorkspaceDeleteResponse, error)
 }
 
 // Secrets fetches credentials by reference. Implemented by *vault.Store.
@@ -37,7 +49,13 @@ type Secrets interface {
 
 // Ledger claims connector identities. Implemented by *ledger.Ledger.
 type Ledger interface {
-	Claim(ctx context.Context, id ledger.Identity, requestID string) (ledger.Claim, error)
+	Claim(ctx context.Context, id ledger.Identity, req ledger.Request) (ledger.Claim, error)
+	Note(ctx context.Context, id ledger.Identity, req ledger.Request, record json.RawMessage) (ledger.Claim, error)
+	// offboarding: a workspace's marker, its identities by key
+	MarkOffboarded(ctx context.Context, workspace string, req ledger.Request) (ledger.Offboarding, bool, error)
+	RecordOffboarded(ctx context.Context, workspace string, o ledger.Offboarding) error
+	WorkspaceIdentities(ctx context.Context, workspace string) ([]string, error)
+	ClaimKey(ctx context.Context, workspace, key string, req ledger.Request) (ledger.Claim, error)
 }
 
 // Observer receives the domain events worth counting. Implemented by *metrics.Metrics.
@@ -67,17 +85,28 @@ type Config struct {
 	Lookup LookupMode
 	// Budget bounds the in-process retries of one delivery; keep it below the consumer's AckWait.
 	Budget time.Duration
-	// LeaseRenewEvery is how often a held lease is renewed; a third of the ledger's lease TTL.
+	// LeaseRenewEvery is how often a held lease is renewed; a quarter of the ledger's lease TTL.
 	LeaseRenewEvery time.Duration
+	// LeaseWait is how long a delivery watches a lease another worker holds before it gives the
+	// message back; 0 = the lease TTL (4 × LeaseRenewEvery) and a second, so that a dead worker's
+	// lease is seen to lapse by the delivery that started watching it.
+	LeaseWait time.Duration
 	// LeaseMargin: a create is not sent unless the lease has at least this long left.
 	LeaseMargin time.Duration
 	// CreateSettle is how long after a create call whose outcome is unknown (timed out, interrupted,
 	// connection lost) Airbyte may still commit it. The lease is held that long before anyone else
 	// may list and create. Keep it above the client's per-attempt timeout.
 	CreateSettle time.Duration
+	// CheckCredentials runs Airbyte's credential check before every create or replace, as if each
+	// credentials.submitted said "check": true.
+	CheckCredentials bool
 	// NewBackOff builds the in-process backoff between attempts; nil = exponential with jitter.
 	NewBackOff func() backoff.BackOff
-	Now        func() time.Time
+	// AtStep, when set, is called at each step of an operation whose effect would survive a crash
+	// (tests). A non-nil error stops the handler there as if the process had been killed: nothing
+	// more is written, the lease is left as it is.
+	AtStep func(Step) error
+	Now    func() time.Time
 }
 
 // Service handles requests. It is safe for concurrent use.
@@ -100,6 +129,9 @@ func New(a Airbyte, s Secrets, l Ledger, o Observer, cfg Config) (*Service, erro
 	if cfg.Lookup == "" {
 		cfg.Lookup = LookupRecovery
 	}
+	if cfg.LeaseWait <= 0 {
+		cfg.LeaseWait = 4*cfg.LeaseRenewEvery + time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -119,7 +151,13 @@ func New(a Airbyte, s Secrets, l Ledger, o Observer, cfg Config) (*Service, erro
 type Delivery struct {
 	Number int  // 1 for the first delivery
 	Final  bool // the last delivery the consumer allows: a retryable failure now ends the request
-	Logger *slog.Logger
+	// Sequence is the request's original stream sequence: its place in the app's publish order
+	// (a replayed dead letter keeps the one it was first published with). 0 = unknown: unordered.
+	Sequence uint64
+	// Revision is the revision of the verdict this delivery produces: 1, or n+1 for the n-th replay
+	// of a dead letter. 0 counts as 1.
+	Revision int
+	Logger   *slog.Logger
 }
 
 // Action tells the consumer what to do with the message.
@@ -152,7 +190,13 @@ const (
 	OutcomeCreated        = "created"
 	OutcomeWorkspaceReady = "workspace_ready"
 	OutcomeAdopted        = "adopted"
+	OutcomeUpdated        = "updated"  // an embedded source's configuration was replaced in place
+	OutcomeReplaced       = "replaced" // a connector was replaced by a new one with the new credentials
+	OutcomeDeleted        = "deleted"
+	OutcomeOffboarded     = "offboarded"
 	OutcomeReplayed       = "replayed"
+	OutcomeSuperseded     = "superseded"
+	OutcomeRejected       = "credentials_rejected"
 	OutcomePermanentError = "permanent_error"
 	OutcomeRetry          = "retry"
 	OutcomeDeadLetter     = "dead_letter"
@@ -174,18 +218,40 @@ func (s *Service) Handle(ctx context.Context, req event.Request, d Delivery) Dec
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
+	var dec Decision
 	switch req.Kind {
 	case contract.KindCredentialsSubmitted:
-		return s.credentialsSubmitted(ctx, req, d)
+		dec = s.credentialsSubmitted(ctx, req, d)
 	case contract.KindCustomerOnboarded:
-		return s.customerOnboarded(ctx, req, d)
+		dec = s.customerOnboarded(ctx, req, d)
+	case contract.KindConnectorDisconnected:
+		dec = s.connectorDisconnected(ctx, req, d)
+	case contract.KindCustomerOffboarded:
+		dec = s.customerOffboarded(ctx, req, d)
+	default:
+		dec = s.fail(req, d, event.Coded(contract.CodeUnsupportedSubject, false, fmt.Errorf("unsupported request kind %q", req.Kind)))
 	}
-	return s.fail(req, d, event.Coded(contract.CodeUnsupportedSubject, false, fmt.Errorf("unsupported request kind %q", req.Kind)))
+	if dec.Result != nil {
+		dec.Result.Attempts = max(d.Number, 1)
+		dec.Result.ProducedAt = s.cfg.Now().UTC()
+		stampRevision(dec.Result, d)
+	}
+	return dec
 }
 
 // fail turns an error into a Retry, or — when it is permanent or this is the last delivery — a
 // dead-lettered error result.
 func (s *Service) fail(req event.Request, d Delivery, err error) Decision {
+	return s.failAs(req.Kind.ErrorMessage(), req, d, err)
+}
+
+// failAs is fail with the error result's message chosen by the operation (an update's failure is
+// source_update_error, not source_create_error).
+func (s *Service) failAs(message string, req event.Request, d Delivery, err error) Decision {
+	var crash *CrashError
+	if errors.As(err, &crash) {
+		return Decision{Action: Retry, Outcome: OutcomeRetry, Err: err}
+	}
 	code, retryable := event.CodeOf(err)
 	if retryable && !d.Final {
 		return Decision{Action: Retry, Outcome: OutcomeRetry, Err: err}
@@ -195,6 +261,7 @@ func (s *Service) fail(req event.Request, d Delivery, err error) Decision {
 		outcome = OutcomeDeadLetter
 	}
 	res := event.ErrorResult(req.Kind, req.ID(), req.WorkspaceName(), d.Number, code, errorMessage(err), retryable, s.cfg.Now())
+	res.Message = message
 	return Decision{Action: DeadLetter, Result: res, Outcome: outcome, Err: err}
 }
 
@@ -207,39 +274,14 @@ func errorMessage(err error) string {
 	return err.Error()
 }
 
-func (s *Service) customerOnboarded(ctx context.Context, req event.Request, d Delivery) Decision {
-	r := req.CustomerOnboarded
-	if s.cfg.Policy.UsesWorkspaceName() {
-		// refused here, once, rather than at every credentials request of a workspace no secret fits
-		if err := vault.CheckWorkspaceName(r.WorkspaceName); err != nil {
-			return s.fail(req, d, event.Coded(contract.CodeSchemaViolation, false, err))
-		}
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Budget)
-	defer cancel()
-	ws, err := s.airbyte.EnsureWorkspace(ctx, r.WorkspaceName, r.RegionID)
-	if err != nil {
-		return s.fail(req, d, classifyAirbyte("workspace", err))
-	}
-	data, err := json.Marshal(struct {
-		WorkspaceID    string `json:"workspace_id"`
-		WorkspaceName  string `json:"workspace_name"`
-		OrganizationID string `json:"organization_id,omitempty"`
-	}{ws.ID, ws.Name, ws.OrganizationID})
-	if err != nil {
-		return s.fail(req, d, event.Coded(contract.CodeInternal, false, err))
-	}
-	d.Logger.Debug("workspace ready", "workspace_id", ws.ID)
-	return Decision{Action: Ack, Outcome: OutcomeWorkspaceReady, Result: &contract.Result{
-		Type: contract.ResultType, Message: contract.MessageWorkspaceReady, Data: data,
-		RequestID: r.ID, WorkspaceName: r.WorkspaceName, WorkspaceID: ws.ID,
-		Attempts: max(d.Number, 1), ProducedAt: s.cfg.Now().UTC(),
-	}}
-}
-
 // classifyAirbyte gives an Airbyte failure its result code. Whether it may pass comes from the
 // error's type, never its text.
 func classifyAirbyte(op string, err error) error {
+	var crash *CrashError
+	var coded *event.CodedError
+	if errors.As(err, &crash) || errors.As(err, &coded) {
+		return err
+	}
 	var apiErr *airbyte.APIError
 	var trErr *airbyte.TransportError
 	var ce *event.CodedError

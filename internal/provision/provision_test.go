@@ -135,7 +135,7 @@ func TestSameKind(t *testing.T) {
 		{"template differs", contract.CredentialsSubmitted{SourceTemplateID: "t1"}, airbyte.SummarizedSourceTemplate{ID: "t2"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := sameKind(&tc.req, tc.tmpl); got != tc.want {
+			if got := targetOf(&tc.req).sameKind(tc.tmpl); got != tc.want {
 				t.Fatalf("sameKind = %t", got)
 			}
 		})

@@ -18,12 +18,13 @@ import (
 
 // Names of the product's streams and consumer (the worker's defaults).
 const (
-	requestsStream  = "PROVISIONER_REQUESTS"
-	resultsStream   = "PROVISIONER_RESULTS"
-	dlqStream       = "PROVISIONER_DLQ"
-	workerConsumer  = "provisioner"
-	requestSubject  = "provisioner.requests.credentials.submitted"
-	verifierDurable = "chaos-verifier"
+	requestsStream    = "PROVISIONER_REQUESTS"
+	resultsStream     = "PROVISIONER_RESULTS"
+	dlqStream         = "PROVISIONER_DLQ"
+	workerConsumer    = "provisioner"
+	requestSubject    = "provisioner.requests.credentials.submitted"
+	disconnectSubject = "provisioner.requests.connector.disconnected"
+	verifierDurable   = "chaos-verifier"
 )
 
 // Timeline keeps what the soak itself saw happen to each request id, for the report of a failure.
@@ -64,7 +65,7 @@ func Publish(ctx context.Context, js jetstream.JetStream, p *Plan, perSecond flo
 			return err
 		}
 		r := p.Requests[s.Request]
-		msg := &nats.Msg{Subject: requestSubject, Data: r.Body(time.Now()), Header: nats.Header{}}
+		msg := &nats.Msg{Subject: r.Subject(), Data: r.Body(time.Now()), Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, s.MsgID)
 		for attempt := 1; ; attempt++ {
 			pubCtx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -1,15 +1,18 @@
-// Command chaos is the provisioner's chaos soak (issue 4): it runs an embedded NATS server and the
-// Airbyte sandbox in process, three `provisioner run` worker processes sharing the consumer, and
-// publishes thousands of credentials.submitted requests — resends of the same request id, new
-// request ids for identities already asked for, and requests whose secret is missing — while the
-// sandbox injects 5xx, 429 bursts with Retry-After, latency and commit-then-fail, workers are
-// SIGKILLed and restarted and the NATS server is restarted. It then proves the product's
-// guarantees: one connector per identity, one result per request id, one dead letter per request
-// that cannot succeed, nothing pending, and no secret or token in any log or result.
+// Command chaos is the provisioner's chaos soak (issues 4 and 11): it runs an embedded NATS server
+// and the Airbyte sandbox in process, three `provisioner run` worker processes sharing the
+// consumer, and publishes thousands of requests that make connectors live their life — creates,
+// rotations with new secrets, the same secret again, disconnects and re-connects, of Agent Engine
+// connectors and embedded sources — with resends of the same request id, exact duplicates and
+// requests whose secret is missing, while the sandbox injects 5xx, 429 bursts with Retry-After,
+// latency and commit-then-fail, workers are SIGKILLed and restarted and the NATS server is
+// restarted. It then proves the product's guarantees: at most one connector per identity, holding
+// exactly the credentials of its last applied request (or none after a disconnect), one result per
+// request id and a true one, one dead letter per request that cannot succeed, nothing pending, and
+// no secret or token in any log or result.
 //
 // It ends with one line,
 //
-//	chaos: requests=N identities=N connectors=N duplicates=N results=N missing_results=N extra_results=N dead_letters=N expected_dead_letters=N pending=N
+//	chaos: requests=N identities=N connectors=N duplicates=N results=N missing_results=N extra_results=N dead_letters=N expected_dead_letters=N pending=N wrong_results=N final_state_mismatches=N superseded=N
 //
 // and exits 1 unless every guarantee held, with the evidence (problems, per-request timelines
 // from the soak and the worker logs) above it.
@@ -66,7 +69,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.plan.Requests, "requests", 10000, "distinct request ids to publish")
 	fs.IntVar(&o.plan.Workspaces, "workspaces", 0, "workspaces to spread them over (0 = requests/50, at least 3)")
 	fs.Float64Var(&o.plan.Resends, "duplicates", 0.15, "share of requests published once more with the same request id")
-	fs.Float64Var(&o.plan.SameIdentity, "same-identity", 0.10, "share of request ids that ask again for an identity already asked for")
+	fs.Float64Var(&o.plan.ExactDuplicates, "exact-duplicates", 0.02, "share of requests published once more as the very same message (same Nats-Msg-Id; the broker drops it)")
+	fs.Float64Var(&o.plan.SameIdentity, "same-identity", 0.30, "share of request ids that act on an identity already asked for: new credentials, the same again, a disconnect, a re-connect")
+	fs.Float64Var(&o.plan.Embedded, "embedded", 0.25, "share of identities that are embedded (template-based) sources, updated in place; the others are replaced")
 	fs.Float64Var(&o.plan.Missing, "missing", 0.02, "share of requests whose secret is missing (each must end in one error result and one dead letter)")
 	fs.Int64Var(&o.plan.Seed, "seed", 0, "seed of the plan, the chaos schedule and the sandbox's faults (0 = from the clock)")
 	fs.IntVar(&o.workers, "workers", 3, "worker processes sharing the consumer")

@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"time"
 )
@@ -18,35 +20,49 @@ type PlanConfig struct {
 	// Workspaces spreads the requests over this many workspaces.
 	Workspaces int
 	// Resends is the share of Requests that is published once more with the same request id
-	// (a new Nats-Msg-Id, so that the copy reaches a worker).
+	// (a new Nats-Msg-Id, so that the copy reaches a worker): an app re-submitting a request.
 	Resends float64
-	// SameIdentity is the share of request ids that ask for an identity an earlier id asked for.
+	// ExactDuplicates is the share of Requests published once more as the very same message (same
+	// Nats-Msg-Id): the broker must drop the copy.
+	ExactDuplicates float64
+	// SameIdentity is the share of request ids that act on an identity an earlier id asked for: the
+	// connector's life (lifecycle.go) — new credentials, the same ones again, a disconnect, a
+	// re-connect after one.
 	SameIdentity float64
+	// Embedded is the share of new identities that are embedded (template-based) sources, whose
+	// credentials are updated in place; the others are Agent Engine connectors, replaced.
+	Embedded float64
 	// Missing is the share of request ids whose secret does not exist: each must end in one
 	// source_create_error and one dead letter.
 	Missing float64
 	Seed    int64
 }
 
-// connectorKind is a connector type the sandbox knows, with the credentials it needs.
+// connectorKind is a connector type the sandbox knows, with the credentials it needs and the
+// sandbox's source template for it.
 type connectorKind struct {
-	Type   string
-	Fields []string
+	Type     string
+	Fields   []string
+	Template string
+	// Several: the sandbox has several templates of this type, so that a create by connector_type
+	// is refused (source_template_id required); its identities are all embedded sources.
+	Several bool
 }
 
 // kinds are the connector types the soak asks for: token and OAuth schemes.
 var kinds = []connectorKind{
-	{"github", []string{"token"}},
-	{"gitlab", []string{"token"}},
-	{"stripe", []string{"token"}},
-	{"slack", []string{"token"}},
-	{"notion", []string{"token"}},
-	{"jira", []string{"token"}},
-	{"hubspot", []string{"client_id", "client_secret", "refresh_token"}},
-	{"salesforce", []string{"client_id", "client_secret", "refresh_token"}},
+	{"github", []string{"token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e01", false},
+	{"gitlab", []string{"token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e02", false},
+	{"stripe", []string{"token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e05", false},
+	{"slack", []string{"token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e07", false},
+	{"notion", []string{"token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e08", false},
+	{"jira", []string{"token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e09", true},
+	{"hubspot", []string{"client_id", "client_secret", "refresh_token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e03", false},
+	{"salesforce", []string{"client_id", "client_secret", "refresh_token"}, "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e04", true},
 }
 
-// Identity is what makes two requests ask for the same connector.
+// Identity is what makes two requests ask for the same connector. Embedded sources are named
+// apart from Agent Engine connectors ("embedded github 1"), so the three fields stay enough.
 type Identity struct {
 	Workspace, ConnectorType, Name string
 }
@@ -55,37 +71,52 @@ func (id Identity) String() string {
 	return fmt.Sprintf("%s/%s/%q", id.Workspace, id.ConnectorType, id.Name)
 }
 
+// Op is what a request asks of its identity.
+type Op string
+
+// Ops.
+const (
+	OpSubmit     Op = "submit"     // credentials.submitted: the connector should exist with these credentials
+	OpDisconnect Op = "disconnect" // connector.disconnected: it should not exist
+)
+
 // Request is one distinct request id of the plan.
 type Request struct {
 	ID       string
+	Op       Op
 	Identity Identity
-	// SecretPath is the file reference's path below the secrets directory.
+	// Template is the source template of an embedded source ("" for an Agent Engine connector).
+	Template string
+	// SecretPath is the file reference's path below the secrets directory (submits only).
 	SecretPath string
 	// MissingSecret: SecretPath does not exist; the request must fail permanently.
 	MissingSecret bool
 }
 
-// templateOf names the template to send with a connector type that has several at Airbyte (the
-// sandbox's catalog has two for each of these), as Airbyte's own clients do: without one, create
-// answers 422.
-var templateOf = map[string]string{
-	"jira":       "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e09",
-	"salesforce": "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e04",
+// Subject is the subject the request is published on.
+func (r Request) Subject() string {
+	if r.Op == OpDisconnect {
+		return disconnectSubject
+	}
+	return requestSubject
 }
 
-// Body is the credentials.submitted request as published.
+// Body is the request as published.
 func (r Request) Body(occurredAt time.Time) []byte {
 	body := map[string]any{
-		"id":                 r.ID,
-		"workspace_name":     r.Identity.Workspace,
-		"connector_type":     r.Identity.ConnectorType,
-		"name":               r.Identity.Name,
-		"credentials_ref":    "file:" + r.SecretPath,
-		"replication_config": map[string]any{"start_date": "2026-01-01T00:00:00Z"},
-		"occurred_at":        occurredAt.UTC().Format(time.RFC3339),
+		"id":             r.ID,
+		"workspace_name": r.Identity.Workspace,
+		"name":           r.Identity.Name,
+		"occurred_at":    occurredAt.UTC().Format(time.RFC3339),
 	}
-	if id, ok := templateOf[r.Identity.ConnectorType]; ok {
-		body["source_template_id"] = id
+	if r.Template != "" {
+		body["source_template_id"] = r.Template
+	} else {
+		body["connector_type"] = r.Identity.ConnectorType
+	}
+	if r.Op == OpSubmit {
+		body["credentials_ref"] = "file:" + r.SecretPath
+		body["replication_config"] = map[string]any{"start_date": "2026-01-01T00:00:00Z"}
 	}
 	b, _ := json.Marshal(body)
 	return b
@@ -108,14 +139,20 @@ type Plan struct {
 }
 
 // NewPlan derives a plan from cfg; the same cfg gives the same plan.
+//
+// Every copy of a request id (resends and exact duplicates) is published before the next request
+// id of its identity, so that the app's publish order per identity is the order of the distinct
+// request ids, and the last one says what Airbyte must hold at the end.
 func NewPlan(cfg PlanConfig) (*Plan, error) {
 	switch {
 	case cfg.Requests < 1:
 		return nil, fmt.Errorf("requests must be positive, got %d", cfg.Requests)
 	case cfg.Workspaces < 1:
 		return nil, fmt.Errorf("workspaces must be positive, got %d", cfg.Workspaces)
-	case cfg.Resends < 0 || cfg.SameIdentity < 0 || cfg.SameIdentity > 1 || cfg.Missing < 0 || cfg.Missing > 1:
-		return nil, fmt.Errorf("shares out of range: resends %v, same identity %v, missing %v", cfg.Resends, cfg.SameIdentity, cfg.Missing)
+	case cfg.Resends < 0 || cfg.ExactDuplicates < 0 || cfg.SameIdentity < 0 || cfg.SameIdentity > 1 ||
+		cfg.Missing < 0 || cfg.Missing > 1 || cfg.Embedded < 0 || cfg.Embedded > 1:
+		return nil, fmt.Errorf("shares out of range: resends %v, exact duplicates %v, same identity %v, embedded %v, missing %v",
+			cfg.Resends, cfg.ExactDuplicates, cfg.SameIdentity, cfg.Embedded, cfg.Missing)
 	}
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x636861_6f73))
 	p := &Plan{Secrets: map[string]map[string]string{}}
@@ -123,68 +160,80 @@ func NewPlan(cfg PlanConfig) (*Plan, error) {
 	for i := range workspaces {
 		workspaces[i] = fmt.Sprintf("ws-%04d", i)
 	}
+	life := newLifecycle(cfg.Seed, p.Secrets)
 	nextName := map[[2]string]int{}
-	var reusable []int // indexes of requests whose identity may be asked for again
 	for i := range cfg.Requests {
-		r := Request{ID: fmt.Sprintf("req-%06d", i)}
+		id := fmt.Sprintf("req-%06d", i)
+		var r Request
 		switch u := rng.Float64(); {
 		case u < cfg.Missing:
 			ws := workspaces[rng.IntN(len(workspaces))]
 			k := kinds[rng.IntN(len(kinds))]
-			r.Identity = Identity{Workspace: ws, ConnectorType: k.Type, Name: fmt.Sprintf("Missing %d", i)}
-			r.SecretPath = fmt.Sprintf("customers/%s/missing-%d.json", ws, i)
-			r.MissingSecret = true
-		case u < cfg.Missing+cfg.SameIdentity && len(reusable) > 0:
-			// half of them race with a recent request, the rest come back to an older identity
-			var j int
-			if rng.IntN(2) == 0 {
-				j = reusable[max(0, len(reusable)-1-rng.IntN(64))]
-			} else {
-				j = reusable[rng.IntN(len(reusable))]
+			r = Request{ID: id, Op: OpSubmit, Identity: Identity{Workspace: ws, ConnectorType: k.Type, Name: fmt.Sprintf("Missing %d", i)},
+				SecretPath: fmt.Sprintf("customers/%s/missing-%d.json", ws, i), MissingSecret: true}
+			if k.Several {
+				r.Template = k.Template
 			}
-			r.Identity, r.SecretPath = p.Requests[j].Identity, p.Requests[j].SecretPath
+		case u < cfg.Missing+cfg.SameIdentity && life.canContinue():
+			r = life.next(rng, id)
 		default:
 			ws := workspaces[rng.IntN(len(workspaces))]
 			k := kinds[rng.IntN(len(kinds))]
-			n := nextName[[2]string{ws, k.Type}] + 1
-			nextName[[2]string{ws, k.Type}] = n
-			r.Identity = Identity{Workspace: ws, ConnectorType: k.Type, Name: fmt.Sprintf("%s %d", k.Type, n)}
-			r.SecretPath = fmt.Sprintf("customers/%s/%s.json", ws, k.Type)
-			if _, ok := p.Secrets[r.SecretPath]; !ok {
-				fields := map[string]string{}
-				for _, f := range k.Fields {
-					fields[f] = secretValue(cfg.Seed, r.SecretPath, f)
-				}
-				p.Secrets[r.SecretPath] = fields
+			prefix, template := "", ""
+			if rng.Float64() < cfg.Embedded || k.Several {
+				prefix, template = "embedded ", k.Template
 			}
-		}
-		if !r.MissingSecret {
-			reusable = append(reusable, i)
+			key := [2]string{ws, prefix + k.Type}
+			nextName[key]++
+			idy := Identity{Workspace: ws, ConnectorType: k.Type, Name: fmt.Sprintf("%s%s %d", prefix, k.Type, nextName[key])}
+			r = life.start(id, idy, k, template)
 		}
 		p.Requests = append(p.Requests, r)
 	}
 
-	// Every request is published at its own index; a resend follows its original within 32 sends,
-	// so that the copies race while the original is still in flight or just done.
+	// Every request is published at its own index; a copy follows its original within 32 sends,
+	// so that the copies race while the original is still in flight or just done, but always before
+	// the next request id of the same identity.
 	type keyed struct {
 		key  float64
 		send Send
 	}
 	sends := make([]keyed, 0, cfg.Requests)
-	copies := make([]int, cfg.Requests)
+	nextOfIdentity := make([]int, len(p.Requests))
+	lastAt := map[Identity]int{}
+	for i := len(p.Requests) - 1; i >= 0; i-- {
+		nextOfIdentity[i] = len(p.Requests) + 32
+		if j, ok := lastAt[p.Requests[i].Identity]; ok {
+			nextOfIdentity[i] = j
+		}
+		lastAt[p.Requests[i].Identity] = i
+	}
+	var resendable []int
 	for i, r := range p.Requests {
 		sends = append(sends, keyed{float64(i), Send{Request: i, MsgID: r.ID + "#0"}})
+		// Missing-secret requests are not resent: each published copy of a failing request is
+		// dead-lettered on its own, and the soak expects one dead letter per such request id.
+		if !r.MissingSecret {
+			resendable = append(resendable, i)
+		}
 	}
-	// Missing-secret requests are not resent: each published copy of a failing request is
-	// dead-lettered on its own, and the soak expects one dead letter per such request id.
 	resends := int(math.Ceil(cfg.Resends * float64(cfg.Requests)))
-	if resends > 0 && len(reusable) == 0 {
+	exact := int(math.Ceil(cfg.ExactDuplicates * float64(cfg.Requests)))
+	if resends+exact > 0 && len(resendable) == 0 {
 		return nil, fmt.Errorf("no request can be resent: every request has a missing secret")
 	}
-	for range resends {
-		i := reusable[rng.IntN(len(reusable))]
-		copies[i]++
-		sends = append(sends, keyed{float64(i) + 0.5 + 32*rng.Float64(), Send{Request: i, Copy: copies[i], MsgID: fmt.Sprintf("%s#%d", p.Requests[i].ID, copies[i])}})
+	copies := make([]int, cfg.Requests)
+	for n := range resends + exact {
+		i := resendable[rng.IntN(len(resendable))]
+		s := Send{Request: i, MsgID: p.Requests[i].ID + "#0"}
+		if n < resends {
+			copies[i]++
+			s.Copy, s.MsgID = copies[i], fmt.Sprintf("%s#%d", p.Requests[i].ID, copies[i])
+		} else {
+			s.Copy = -1 // the very same message again
+		}
+		gap := float64(min(32, nextOfIdentity[i]-i))
+		sends = append(sends, keyed{float64(i) + gap*(0.05+0.9*rng.Float64()), s})
 	}
 	sort.SliceStable(sends, func(a, b int) bool { return sends[a].key < sends[b].key })
 	p.Sends = make([]Send, len(sends))
@@ -212,29 +261,60 @@ func (p *Plan) SecretValues() []string {
 	return out
 }
 
+// Workspaces are the workspaces the plan's requests name, sorted.
+func (p *Plan) Workspaces() []string {
+	set := map[string]bool{}
+	for _, r := range p.Requests {
+		set[r.Identity.Workspace] = true
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
 // PlanStats summarises a plan.
 type PlanStats struct {
-	Requests, Sends, Resends, SameIdentity, Missing, Identities int
+	Requests, Sends, Resends, ExactDuplicates, SameIdentity, Missing, Identities int
+	// Rotations are submits with new credentials for an identity asked for before; Resubmits are
+	// new request ids with the credentials the identity's previous submit had.
+	Rotations, Resubmits, Disconnects, Embedded int
 }
 
 // Stats counts what the plan holds.
 func (p *Plan) Stats() PlanStats {
 	st := PlanStats{Requests: len(p.Requests), Sends: len(p.Sends)}
+	lastSecret := map[Identity]string{}
 	seen := map[Identity]bool{}
 	for _, r := range p.Requests {
 		switch {
 		case r.MissingSecret:
 			st.Missing++
+			continue
 		case seen[r.Identity]:
 			st.SameIdentity++
 		default:
 			seen[r.Identity] = true
 			st.Identities++
+			if r.Template != "" {
+				st.Embedded++
+			}
+		}
+		switch prev, ok := lastSecret[r.Identity]; {
+		case r.Op == OpDisconnect:
+			st.Disconnects++
+		case ok && prev == r.SecretPath:
+			st.Resubmits++
+		case ok:
+			st.Rotations++
+		}
+		if r.Op == OpSubmit {
+			lastSecret[r.Identity] = r.SecretPath
 		}
 	}
 	for _, s := range p.Sends {
-		if s.Copy > 0 {
+		switch {
+		case s.Copy > 0:
 			st.Resends++
+		case s.Copy < 0:
+			st.ExactDuplicates++
 		}
 	}
 	return st

@@ -14,9 +14,9 @@ func TestNewPlan(t *testing.T) {
 		name string
 		cfg  PlanConfig
 	}{
-		{"soak defaults", PlanConfig{Requests: 2000, Workspaces: 40, Resends: 0.15, SameIdentity: 0.10, Missing: 0.02, Seed: 7}},
-		{"one workspace", PlanConfig{Requests: 300, Workspaces: 1, Resends: 0.5, SameIdentity: 0.3, Missing: 0.1, Seed: 1}},
-		{"no duplicates at all", PlanConfig{Requests: 100, Workspaces: 5, Seed: 3}},
+		{"soak defaults", PlanConfig{Requests: 2000, Workspaces: 40, Resends: 0.15, ExactDuplicates: 0.02, SameIdentity: 0.30, Embedded: 0.25, Missing: 0.02, Seed: 7}},
+		{"one workspace", PlanConfig{Requests: 300, Workspaces: 1, Resends: 0.5, ExactDuplicates: 0.1, SameIdentity: 0.6, Embedded: 0.5, Missing: 0.1, Seed: 1}},
+		{"no lifecycle, no duplicates", PlanConfig{Requests: 100, Workspaces: 5, Seed: 3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -35,18 +35,34 @@ func TestNewPlan(t *testing.T) {
 			if min := int(tt.cfg.Resends * float64(tt.cfg.Requests)); st.Resends < min {
 				t.Errorf("resends = %d, want at least %d", st.Resends, min)
 			}
-			if st.Sends != st.Requests+st.Resends {
-				t.Errorf("sends = %d, want requests + resends = %d", st.Sends, st.Requests+st.Resends)
+			if min := int(tt.cfg.ExactDuplicates * float64(tt.cfg.Requests)); st.ExactDuplicates < min {
+				t.Errorf("exact duplicates = %d, want at least %d", st.ExactDuplicates, min)
+			}
+			if st.Sends != st.Requests+st.Resends+st.ExactDuplicates {
+				t.Errorf("sends = %d, want requests + resends + exact duplicates = %d", st.Sends, st.Requests+st.Resends+st.ExactDuplicates)
+			}
+			if tt.cfg.SameIdentity > 0 && (st.Rotations == 0 || st.Resubmits == 0 || st.Disconnects == 0 || st.Embedded == 0) {
+				t.Errorf("the lifecycle lacks a kind of request: %+v", st)
+			}
+			if tt.cfg.SameIdentity == 0 && st.SameIdentity+st.Disconnects > 0 {
+				t.Errorf("no lifecycle asked for, got %+v", st)
 			}
 
 			firstAt := map[int]int{}
 			msgIDs := map[string]bool{}
+			lastSendOf := map[int]int{}
 			for i, s := range p.Sends {
-				if msgIDs[s.MsgID] {
+				r := p.Requests[s.Request]
+				lastSendOf[s.Request] = i
+				switch {
+				case s.Copy < 0:
+					if s.MsgID != r.ID+"#0" {
+						t.Errorf("exact duplicate of %s has msg id %s", r.ID, s.MsgID)
+					}
+				case msgIDs[s.MsgID]:
 					t.Fatalf("msg id %s published twice: a retried publish could not be told from a resend", s.MsgID)
 				}
 				msgIDs[s.MsgID] = true
-				r := p.Requests[s.Request]
 				if s.Copy == 0 {
 					firstAt[s.Request] = i
 					continue
@@ -62,7 +78,44 @@ func TestNewPlan(t *testing.T) {
 				t.Errorf("%d requests published, want %d", len(firstAt), len(p.Requests))
 			}
 
+			// per identity: a submit first, at most maxRequestsPerIdentity requests, and every copy
+			// of a request published before the next request of its identity
+			lastOf := map[Identity]int{}
+			countOf := map[Identity]int{}
+			for i, r := range p.Requests {
+				j, seen := lastOf[r.Identity]
+				if !seen && r.Op != OpSubmit {
+					t.Errorf("%s: the first request of %s is a %s", r.ID, r.Identity, r.Op)
+				}
+				if seen && lastSendOf[j] > firstAt[i] {
+					t.Errorf("a copy of %s is published after %s, the next request of %s", p.Requests[j].ID, r.ID, r.Identity)
+				}
+				if seen && (r.Template != p.Requests[j].Template) {
+					t.Errorf("%s: %s changes kind", r.ID, r.Identity)
+				}
+				lastOf[r.Identity] = i
+				if countOf[r.Identity]++; countOf[r.Identity] > maxRequestsPerIdentity {
+					t.Errorf("%s has more than %d requests", r.Identity, maxRequestsPerIdentity)
+				}
+			}
+
 			for _, r := range p.Requests {
+				var body map[string]any
+				if err := json.Unmarshal(r.Body(time.Unix(0, 0)), &body); err != nil {
+					t.Fatal(err)
+				}
+				if body["id"] != r.ID || body["name"] != r.Identity.Name || body["workspace_name"] != r.Identity.Workspace {
+					t.Errorf("%s: body %v does not match the request", r.ID, body)
+				}
+				if (r.Template != "") != (body["source_template_id"] != nil) || (r.Template == "") != (body["connector_type"] == r.Identity.ConnectorType) {
+					t.Errorf("%s: body %v names the wrong kind", r.ID, body)
+				}
+				if r.Op == OpDisconnect {
+					if r.Subject() != disconnectSubject || body["credentials_ref"] != nil {
+						t.Errorf("%s: a disconnect on %s with body %v", r.ID, r.Subject(), body)
+					}
+					continue
+				}
 				_, exists := p.Secrets[r.SecretPath]
 				if exists == r.MissingSecret {
 					t.Errorf("%s: secret %s exists=%t, missing=%t", r.ID, r.SecretPath, exists, r.MissingSecret)
@@ -70,12 +123,8 @@ func TestNewPlan(t *testing.T) {
 				if !strings.HasPrefix(r.SecretPath, "customers/"+r.Identity.Workspace+"/") {
 					t.Errorf("%s: secret %s is outside its workspace's path", r.ID, r.SecretPath)
 				}
-				var body map[string]any
-				if err := json.Unmarshal(r.Body(time.Unix(0, 0)), &body); err != nil {
-					t.Fatal(err)
-				}
-				if body["id"] != r.ID || body["credentials_ref"] != "file:"+r.SecretPath || body["name"] != r.Identity.Name {
-					t.Errorf("%s: body %v does not match the request", r.ID, body)
+				if r.Subject() != requestSubject || body["credentials_ref"] != "file:"+r.SecretPath {
+					t.Errorf("%s: a submit on %s with body %v", r.ID, r.Subject(), body)
 				}
 			}
 		})

@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,8 +41,10 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 		return nil, err
 	}
 	st := plan.Stats()
-	fmt.Fprintf(out, "chaos: seed=%d requests=%d publishes=%d resends=%d same_identity_ids=%d missing_secret=%d workspaces=%d workers=%d kills=%d nats_restarts=%d\n",
-		o.plan.Seed, st.Requests, st.Sends, st.Resends, st.SameIdentity, st.Missing, o.plan.Workspaces, o.workers, o.kills, o.natsRestarts)
+	fmt.Fprintf(out, "chaos: seed=%d requests=%d publishes=%d resends=%d exact_duplicates=%d same_identity_ids=%d missing_secret=%d workspaces=%d workers=%d kills=%d nats_restarts=%d\n",
+		o.plan.Seed, st.Requests, st.Sends, st.Resends, st.ExactDuplicates, st.SameIdentity, st.Missing, o.plan.Workspaces, o.workers, o.kills, o.natsRestarts)
+	fmt.Fprintf(out, "chaos: lifecycle: identities=%d (embedded %d) rotations=%d resubmits=%d disconnects=%d\n",
+		st.Identities, st.Embedded, st.Rotations, st.Resubmits, st.Disconnects)
 
 	dir, removeDir, err := workDir(o.dir)
 	if err != nil {
@@ -73,14 +79,13 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 	}
 	defer stopNATS(broker, cluster)
 
-	sbCtx, stopSandbox := context.WithCancel(context.WithoutCancel(ctx))
 	sb := sandbox.New(sandbox.Config{Seed: o.plan.Seed, Faults: faultPlan(o), StrictAuth: true})
-	airbyteURL, sbDone, err := sb.Serve(sbCtx, "127.0.0.1:0")
+	history := NewHistory(sb, plan.Workspaces())
+	airbyteURL, stopSandbox, err := serveSandbox(history.Wrap(sb.Handler()))
 	if err != nil {
-		stopSandbox()
 		return nil, err
 	}
-	defer func() { stopSandbox(); <-sbDone }()
+	defer stopSandbox()
 
 	nc, err := nats.Connect(natsURL, nats.Name("chaos soak"), nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond))
 	if err != nil {
@@ -118,6 +123,7 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 		}, clusterWorkerArgs(o)...),
 		// the client secret travels in the environment, never on a command line
 		Env:           []string{"PROVISIONER_AIRBYTE_CLIENT_SECRET=" + sandbox.DefaultClientSecret},
+		EnvOf:         clusterWorkerEnv(o),
 		StartedMarker: `"msg":"worker started"`,
 	}, o.workers, logger)
 	if err != nil {
@@ -195,10 +201,11 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 
 	finalCtx, cancelFinal := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancelFinal()
-	obs, err := observe(finalCtx, js, reader, tl, sb, plan)
+	obs, err := observe(finalCtx, js, reader, tl, airbyteURL, plan)
 	if err != nil {
 		return nil, err
 	}
+	obs.Held = history.Held()
 	rep := Verify(plan, obs)
 	rep.Problems = append(problems, rep.Problems...)
 	timing.LeaderKills = int(ch.leaderKills.Load())
@@ -262,6 +269,23 @@ func soak(ctx context.Context, o options, logger *slog.Logger, out io.Writer) (*
 	fmt.Fprintf(out, "chaos: wall time %s\n", time.Since(began).Round(time.Millisecond))
 	passed = rep.OK()
 	return &rep, nil
+}
+
+// serveSandbox serves the sandbox's API (behind the history's recording) on a port of its own.
+func serveSandbox(h http.Handler) (baseURL string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("sandbox listen: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
 }
 
 // workDir returns the soak's directory, and whether the soak made it (and may remove it).
@@ -491,7 +515,7 @@ func resendLate(ctx context.Context, js jetstream.JetStream, p *Plan, n int, pau
 }
 
 // observe collects the final state once the workers are stopped.
-func observe(ctx context.Context, js jetstream.JetStream, reader *ResultReader, tl *Timeline, sb *sandbox.Server, p *Plan) (Observation, error) {
+func observe(ctx context.Context, js jetstream.JetStream, reader *ResultReader, tl *Timeline, airbyteURL string, p *Plan) (Observation, error) {
 	var o Observation
 	var err error
 	if err = reader.CatchUp(ctx, tl); err != nil {
@@ -507,19 +531,43 @@ func observe(ctx context.Context, js jetstream.JetStream, reader *ResultReader, 
 	if o.StoredResults, err = StoredMessages(ctx, js, resultsStream); err != nil {
 		return o, err
 	}
-	workspaces := map[string]bool{}
-	for _, r := range p.Requests {
-		workspaces[r.Identity.Workspace] = true
-	}
-	for ws := range workspaces {
-		for _, c := range sb.Connectors(ws) {
-			o.Connectors = append(o.Connectors, Connector{
-				ID: c.ID, CreatedAt: c.CreatedAt,
-				Identity: Identity{Workspace: c.WorkspaceName, ConnectorType: c.ConnectorType, Name: c.Name},
-			})
+	for _, ws := range p.Workspaces() {
+		cs, err := sandboxConnectors(ctx, airbyteURL, ws)
+		if err != nil {
+			return o, err
 		}
+		o.Connectors = append(o.Connectors, cs...)
 	}
 	return o, nil
+}
+
+// sandboxConnectors asks the sandbox's admin view which connectors a workspace holds, and which
+// credentials (by digest) each one holds.
+func sandboxConnectors(ctx context.Context, airbyteURL, workspace string) ([]Connector, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, airbyteURL+"/_sandbox/connectors?workspace_name="+url.QueryEscape(workspace), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox connectors of %s: %w", workspace, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("sandbox connectors of %s: status %d", workspace, resp.StatusCode)
+	}
+	var cs []sandbox.Connector
+	if err := json.NewDecoder(resp.Body).Decode(&cs); err != nil {
+		return nil, fmt.Errorf("sandbox connectors of %s: %w", workspace, err)
+	}
+	out := make([]Connector, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, Connector{
+			ID: c.ID, CreatedAt: c.CreatedAt, CredentialsSHA256: c.CredentialsSHA256,
+			Identity: Identity{Workspace: c.WorkspaceName, ConnectorType: c.ConnectorType, Name: c.Name},
+		})
+	}
+	return out, nil
 }
 
 // scanLogs counts secrets and tokens in the worker logs.

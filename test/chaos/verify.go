@@ -16,11 +16,21 @@ type Result struct {
 	RequestID   string
 	Message     string
 	ConnectorID string // data.id of a success
-	ErrorCode   string // error.code of a failure
-	Retryable   bool
-	Attempts    int
-	Stored      time.Time
+	// ReplacedID is a source_updated's replaced connector; DeletedIDs and AlreadyAbsent are a
+	// source_deleted's.
+	ReplacedID    string
+	DeletedIDs    []string
+	AlreadyAbsent bool
+	ErrorCode     string // error.code of a failure
+	ErrorMessage  string
+	Retryable     bool
+	Attempts      int
+	Revision      int
+	Stored        time.Time
 }
+
+// Success reports whether the result says the request was applied.
+func (r Result) Success() bool { return r.ErrorCode == "" }
 
 // parseResult reads the fields the soak checks from a result body.
 func parseResult(seq uint64, body []byte) (Result, error) {
@@ -28,11 +38,16 @@ func parseResult(seq uint64, body []byte) (Result, error) {
 		Message   string `json:"message"`
 		RequestID string `json:"request_id"`
 		Attempts  int    `json:"attempts"`
+		Revision  int    `json:"revision"`
 		Data      *struct {
-			ID string `json:"id"`
+			ID         string   `json:"id"`
+			DeletedIDs []string `json:"deleted_ids"`
 		} `json:"data"`
-		Error *struct {
+		ReplacedID    string `json:"replaced_id"`
+		AlreadyAbsent bool   `json:"already_absent"`
+		Error         *struct {
 			Code      string `json:"code"`
+			Message   string `json:"message"`
 			Retryable bool   `json:"retryable"`
 		} `json:"error"`
 	}
@@ -42,12 +57,13 @@ func parseResult(seq uint64, body []byte) (Result, error) {
 	if v.RequestID == "" || v.Message == "" {
 		return Result{}, fmt.Errorf("result %d: no request_id or message", seq)
 	}
-	r := Result{Seq: seq, RequestID: v.RequestID, Message: v.Message, Attempts: v.Attempts}
+	r := Result{Seq: seq, RequestID: v.RequestID, Message: v.Message, Attempts: v.Attempts, Revision: v.Revision,
+		ReplacedID: v.ReplacedID, AlreadyAbsent: v.AlreadyAbsent}
 	if v.Data != nil {
-		r.ConnectorID = v.Data.ID
+		r.ConnectorID, r.DeletedIDs = v.Data.ID, v.Data.DeletedIDs
 	}
 	if v.Error != nil {
-		r.ErrorCode, r.Retryable = v.Error.Code, v.Error.Retryable
+		r.ErrorCode, r.ErrorMessage, r.Retryable = v.Error.Code, v.Error.Message, v.Error.Retryable
 	}
 	if (v.Data == nil) == (v.Error == nil) {
 		return r, fmt.Errorf("result %d: exactly one of data and error expected", seq)
@@ -68,6 +84,9 @@ type Connector struct {
 	ID        string
 	Identity  Identity
 	CreatedAt time.Time
+	// CredentialsSHA256 is the hex SHA-256 of json.Marshal of its credentials (map[string]string),
+	// as the sandbox's admin view reports it.
+	CredentialsSHA256 string
 }
 
 // Observation is what the soak found once the run settled.
@@ -82,6 +101,9 @@ type Observation struct {
 	Stranded uint64
 	// StoredResults is the results stream's message count, to prove every result was read.
 	StoredResults uint64
+	// Held is every connector the sandbox held during the run, by id, and which credentials
+	// (History); nil when not recorded, and then only the end is checked.
+	Held map[string]Held
 }
 
 // Report is the soak's verdict.
@@ -90,29 +112,37 @@ type Report struct {
 	Results, MissingResults, ExtraResults        int
 	DeadLetters, ExpectedDeadLetters             int
 	Pending                                      uint64
-	Problems                                     []string
-	Suspects                                     []string // request ids whose timeline explains a problem
-	Cluster                                      ClusterStats
+	// WrongResults are verdicts that contradict the sandbox's truth or the identity's history;
+	// FinalStateMismatches are identities whose connectors at the end are not what their last
+	// applied request says; Superseded are requests that ended superseded (a newer one had been
+	// applied first).
+	WrongResults, FinalStateMismatches, Superseded int
+	Problems                                       []string
+	Suspects                                       []string // request ids whose timeline explains a problem
+	Cluster                                        ClusterStats
 }
 
 // Line is the one line the soak ends with.
 func (r Report) Line() string {
-	return fmt.Sprintf("chaos: requests=%d identities=%d connectors=%d duplicates=%d results=%d missing_results=%d extra_results=%d dead_letters=%d expected_dead_letters=%d pending=%d",
-		r.Requests, r.Identities, r.Connectors, r.Duplicates, r.Results, r.MissingResults, r.ExtraResults, r.DeadLetters, r.ExpectedDeadLetters, r.Pending) + r.Cluster.fields()
+	return fmt.Sprintf("chaos: requests=%d identities=%d connectors=%d duplicates=%d results=%d missing_results=%d extra_results=%d dead_letters=%d expected_dead_letters=%d pending=%d wrong_results=%d final_state_mismatches=%d superseded=%d",
+		r.Requests, r.Identities, r.Connectors, r.Duplicates, r.Results, r.MissingResults, r.ExtraResults, r.DeadLetters, r.ExpectedDeadLetters, r.Pending,
+		r.WrongResults, r.FinalStateMismatches, r.Superseded) + r.Cluster.fields()
 }
 
 // OK is the verdict: every guarantee held.
 func (r Report) OK() bool {
 	return r.Duplicates == 0 && r.MissingResults == 0 && r.ExtraResults == 0 && r.Pending == 0 &&
+		r.WrongResults == 0 && r.FinalStateMismatches == 0 &&
 		r.DeadLetters == r.ExpectedDeadLetters && len(r.Problems) == 0
 }
 
 // maxListed bounds how many ids one problem line names.
 const maxListed = 10
 
-// Verify checks the observation against the plan: exactly one connector per identity, exactly one
-// result per request id and the right one, one dead letter per request with a missing secret,
-// nothing pending.
+// Verify checks the observation against the plan: one result per request id, and true (lifecycle
+// verify, verifyIdentity); every identity ends holding exactly what its last applied request says;
+// at most one connector per identity; one dead letter per request with a missing secret; nothing
+// pending.
 func Verify(p *Plan, o Observation) Report {
 	var rep Report
 	suspects := map[string]bool{}
@@ -120,30 +150,39 @@ func Verify(p *Plan, o Observation) Report {
 
 	byID := make(map[string]Request, len(p.Requests))
 	idsOf := map[Identity][]string{}
-	wantConnector := map[Identity]bool{}
+	var identities []Identity // that some request with a secret acts on, in order of first request
+	missingOnly := map[Identity]bool{}
 	for _, r := range p.Requests {
 		byID[r.ID] = r
+		if idsOf[r.Identity] == nil {
+			if r.MissingSecret {
+				missingOnly[r.Identity] = true
+			} else {
+				identities = append(identities, r.Identity)
+			}
+		}
 		idsOf[r.Identity] = append(idsOf[r.Identity], r.ID)
 		if r.MissingSecret {
 			rep.ExpectedDeadLetters++
-		} else {
-			wantConnector[r.Identity] = true
 		}
 	}
-	rep.Requests, rep.Identities = len(p.Requests), len(wantConnector)
+	rep.Requests = len(p.Requests)
 
-	// Connectors: exactly one per identity that succeeds, none for the others.
+	// Connectors: none for identities nobody asked for, or whose only requests lack their secret;
+	// at most one for any other.
 	connectorsOf := map[Identity][]Connector{}
+	live := map[string]Connector{}
 	for _, c := range o.Connectors {
 		connectorsOf[c.Identity] = append(connectorsOf[c.Identity], c)
+		live[c.ID] = c
 	}
 	rep.Connectors = len(o.Connectors)
 	for _, id := range sortedIdentities(connectorsOf) {
 		cs := connectorsOf[id]
 		switch {
-		case !wantConnector[id] && idsOf[id] == nil:
+		case idsOf[id] == nil:
 			problem("connector(s) %s for %s, which no request asked for", connectorIDs(cs), id)
-		case !wantConnector[id]:
+		case missingOnly[id]:
 			problem("connector(s) %s for %s, whose secret is missing", connectorIDs(cs), id)
 			markAll(suspects, idsOf[id])
 		case len(cs) > 1:
@@ -152,38 +191,27 @@ func Verify(p *Plan, o Observation) Report {
 			markAll(suspects, idsOf[id])
 		}
 	}
-	for _, id := range sortedIdentities(wantConnector) {
-		if len(connectorsOf[id]) == 0 {
-			problem("no connector for %s (requests %s)", id, listed(idsOf[id]))
-			markAll(suspects, idsOf[id])
-		}
-	}
 
-	// Results: exactly one per request id, of the right kind, naming the identity's connector.
+	// Results: exactly one per request id.
 	resultsOf := map[string][]Result{}
 	for _, r := range o.Results {
 		resultsOf[r.RequestID] = append(resultsOf[r.RequestID], r)
 	}
 	var missing, unknown []string
+	verdicts := map[string]Result{}
 	for _, id := range slices.Sorted(maps.Keys(resultsOf)) {
 		rs := resultsOf[id]
-		req, ok := byID[id]
-		if !ok {
+		if _, ok := byID[id]; !ok {
 			unknown = append(unknown, id)
 			rep.ExtraResults += len(rs)
 			continue
 		}
 		rep.Results++
+		verdicts[id] = rs[0]
 		if len(rs) > 1 {
 			rep.ExtraResults += len(rs) - 1
 			problem("%d results for %s: %s", len(rs), id, describeResults(rs))
 			suspects[id] = true
-		}
-		for _, r := range rs {
-			if msg := wrongResult(req, r, connectorsOf[req.Identity]); msg != "" {
-				problem("%s: %s", id, msg)
-				suspects[id] = true
-			}
 		}
 	}
 	for _, r := range p.Requests {
@@ -201,6 +229,43 @@ func Verify(p *Plan, o Observation) Report {
 	}
 	if o.StoredResults != uint64(len(o.Results)) {
 		problem("the results stream holds %d messages but %d were read", o.StoredResults, len(o.Results))
+	}
+
+	// Every verdict against the identity's history and the sandbox's truth; every identity's
+	// connectors against its last applied request.
+	wrong := func(id, format string, a ...any) {
+		rep.WrongResults++
+		problem("%s: %s", id, fmt.Sprintf(format, a...))
+		suspects[id] = true
+	}
+	for _, r := range p.Requests {
+		if !r.MissingSecret {
+			continue
+		}
+		for _, res := range resultsOf[r.ID] {
+			if res.Message != "source_create_error" || res.ErrorCode != "secret_not_found" {
+				wrong(r.ID, "result %s (code %q), want source_create_error with secret_not_found", res.Message, res.ErrorCode)
+			}
+		}
+	}
+	for _, id := range identities {
+		var reqs []Request
+		for _, rid := range idsOf[id] {
+			reqs = append(reqs, byID[rid])
+		}
+		v := verifyIdentity(reqs, verdicts, connectorsOf[id], live, o.Held, p.Secrets)
+		rep.Superseded += v.superseded
+		for _, w := range v.wrong {
+			wrong(w.requestID, "%s", w.what)
+		}
+		if v.finalMismatch != "" {
+			rep.FinalStateMismatches++
+			problem("final state of %s: %s (requests %s)", id, v.finalMismatch, listed(idsOf[id]))
+			markAll(suspects, idsOf[id])
+		}
+		if v.wantConnector {
+			rep.Identities++
+		}
 	}
 
 	// Dead letters: one per request with a missing secret, none for anything else.
@@ -246,23 +311,6 @@ func Verify(p *Plan, o Observation) Report {
 	}
 	rep.Suspects = slices.Sorted(maps.Keys(suspects))
 	return rep
-}
-
-// wrongResult says what is wrong with r as the result of req, or "".
-func wrongResult(req Request, r Result, connectors []Connector) string {
-	if req.MissingSecret {
-		if r.Message != "source_create_error" || r.ErrorCode != "secret_not_found" {
-			return fmt.Sprintf("result %s (code %q), want source_create_error with secret_not_found", r.Message, r.ErrorCode)
-		}
-		return ""
-	}
-	if r.Message != "source_created" {
-		return fmt.Sprintf("result %s (code %q, retryable %t, attempts %d), want source_created", r.Message, r.ErrorCode, r.Retryable, r.Attempts)
-	}
-	if len(connectors) == 1 && r.ConnectorID != connectors[0].ID {
-		return fmt.Sprintf("source_created names connector %s, but %s's connector is %s", r.ConnectorID, req.Identity, connectors[0].ID)
-	}
-	return ""
 }
 
 func describeResults(rs []Result) string {

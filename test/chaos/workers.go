@@ -19,6 +19,8 @@ type WorkerSpec struct {
 	Bin  string
 	Args []string
 	Env  []string // added to the soak's environment
+	// EnvOf, if set, adds to one worker's environment (every incarnation of it).
+	EnvOf func(worker int) []string
 	// LogDir receives one log file per worker incarnation: worker-<n>.<incarnation>.log.
 	LogDir string
 	// StartedMarker is a log text a worker writes once it is up; an exit before it is a failed
@@ -111,6 +113,9 @@ func (w *Workers) replace(i int, prev *process) error {
 	}
 	cmd := exec.Command(w.spec.Bin, w.spec.Args...)
 	cmd.Env = append(os.Environ(), w.spec.Env...)
+	if w.spec.EnvOf != nil {
+		cmd.Env = append(cmd.Env, w.spec.EnvOf(i)...)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	err = cmd.Start()
 	_ = f.Close() // the child has its own descriptor
