@@ -88,9 +88,12 @@ func TestSubmitAndAwait(t *testing.T) {
 	}{
 		{"onboarded", &contract.CustomerOnboarded{ID: "t-sa-onboard", WorkspaceName: "umbrella"}, contract.MessageWorkspaceReady, ""},
 		{"credentials created", &contract.CredentialsSubmitted{ID: "t-sa-github", WorkspaceName: "umbrella", ConnectorType: "github", CredentialsRef: "file:umbrella/github.json"}, contract.MessageSourceCreated, ""},
+		{"credentials updated", contract.CredentialsSubmitted{ID: "t-sa-github-2", WorkspaceName: "umbrella", ConnectorType: "github", CredentialsRef: "file:umbrella/github.json"}, contract.MessageSourceUpdated, ""},
+		{"disconnected", &contract.ConnectorDisconnected{ID: "t-sa-disconnect", WorkspaceName: "umbrella", ConnectorType: "github"}, contract.MessageSourceDeleted, ""},
 		{"id with dots and a colon", &contract.CustomerOnboarded{ID: "orders.v2:umbrella/1", WorkspaceName: "umbrella"}, contract.MessageWorkspaceReady, ""},
 		{"error verdict", &contract.CredentialsSubmitted{ID: "t-sa-missing", WorkspaceName: "umbrella", ConnectorType: "github", Name: "GitHub without a secret", CredentialsRef: "file:umbrella/none.json"}, contract.MessageSourceCreateError, contract.CodeSecretNotFound},
 		{"forbidden reference", &contract.CredentialsSubmitted{ID: "t-sa-forbidden", WorkspaceName: "umbrella", ConnectorType: "github", Name: "GitHub of another workspace", CredentialsRef: "file:acme/github.json"}, contract.MessageSourceCreateError, contract.CodeForbiddenSecretRef},
+		{"offboarded", &contract.CustomerOffboarded{ID: "t-sa-offboard", WorkspaceName: "umbrella", Workspace: contract.WorkspaceDelete}, contract.MessageWorkspaceOffboarded, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _, _ := connect(t)
@@ -279,48 +282,60 @@ func TestAwaitTimesOut(t *testing.T) {
 	})
 }
 
-// A dead letter replayed after the cause was fixed gets a second verdict, and Await returns it.
+// A replayed dead letter gets a second verdict with a higher revision, and Await returns it: when
+// the cause was fixed (another message), and when it was not (the same message again).
 func TestReplayedDeadLetterWins(t *testing.T) {
-	c, _, js := connect(t)
-	const id = "t-replay"
-	req := &contract.CredentialsSubmitted{ID: id, WorkspaceName: "cyberdyne", ConnectorType: "github", CredentialsRef: "file:cyberdyne/github.json"}
-	ctx := deadline(t, 60*time.Second)
-	_, err := c.SubmitAndAwait(ctx, req)
-	var re *client.ResultError
-	if !errors.As(err, &re) || re.Code != contract.CodeSecretNotFound {
-		t.Fatalf("first verdict: %v", err)
-	}
-
-	writeSecret("cyberdyne", "github.json")
-	dl := consumer.NewDeadLetters(js, consumer.Topology{}.WithDefaults())
-	entries, err := dl.List(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	replayed := false
-	for _, e := range entries {
-		if e.RequestID == id {
-			if err := dl.Replay(ctx, e.ID); err != nil {
-				t.Fatal(err)
-			}
-			replayed = true
-		}
-	}
-	if !replayed {
-		t.Fatal("no dead letter for the request")
-	}
-	waitStored(t, js, id, 2)
 	for _, tc := range []struct {
-		name string
-		c    *client.Client
+		name, id, workspace string
+		fix                 bool
+		message             string
 	}{
-		{"same client", c},
-		{"fresh connection", func() *client.Client { c, _, _ := connect(t); return c }()},
+		{"fixed", "t-replay-fixed", "cyberdyne", true, contract.MessageSourceCreated},
+		{"not fixed", "t-replay-same", "soylent", false, contract.MessageSourceCreateError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := tc.c.Await(ctx, id)
-			if err != nil || res.Message != contract.MessageSourceCreated {
-				t.Fatalf("verdict %+v, %v; want the replay's source_created", res, err)
+			c, _, js := connect(t)
+			req := &contract.CredentialsSubmitted{ID: tc.id, WorkspaceName: tc.workspace, ConnectorType: "github", CredentialsRef: "file:" + tc.workspace + "/github.json"}
+			ctx := deadline(t, 60*time.Second)
+			_, err := c.SubmitAndAwait(ctx, req)
+			var re *client.ResultError
+			if !errors.As(err, &re) || re.Code != contract.CodeSecretNotFound || re.Result.Revision != 1 {
+				t.Fatalf("first verdict: %v (%+v)", err, re)
+			}
+			if tc.fix {
+				writeSecret(tc.workspace, "github.json")
+			}
+			dl := consumer.NewDeadLetters(js, consumer.Topology{}.WithDefaults())
+			entries, err := dl.List(ctx, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			replayed := false
+			for _, e := range entries {
+				if e.RequestID == tc.id {
+					if err := dl.Replay(ctx, e.ID); err != nil {
+						t.Fatal(err)
+					}
+					replayed = true
+				}
+			}
+			if !replayed {
+				t.Fatal("no dead letter for the request")
+			}
+			waitStored(t, js, tc.id, 2)
+			for _, a := range []struct {
+				name string
+				c    *client.Client
+			}{
+				{"same client", c},
+				{"fresh connection", func() *client.Client { c, _, _ := connect(t); return c }()},
+			} {
+				t.Run(a.name, func(t *testing.T) {
+					res, err := a.c.Await(ctx, tc.id)
+					if res == nil || res.Message != tc.message || res.Revision != 2 || (tc.fix != (err == nil)) {
+						t.Fatalf("verdict %+v, %v; want the replay's %s, revision 2", res, err, tc.message)
+					}
+				})
 			}
 		})
 	}
