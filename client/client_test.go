@@ -305,22 +305,25 @@ func TestReplayedDeadLetterWins(t *testing.T) {
 			if tc.fix {
 				writeSecret(tc.workspace, "github.json")
 			}
+			// the verdict is published before the dead letter: wait for it
 			dl := consumer.NewDeadLetters(js, consumer.Topology{}.WithDefaults())
-			entries, err := dl.List(ctx, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			replayed := false
-			for _, e := range entries {
-				if e.RequestID == tc.id {
-					if err := dl.Replay(ctx, e.ID); err != nil {
-						t.Fatal(err)
+			var dead uint64
+			for end := time.Now().Add(30 * time.Second); dead == 0; time.Sleep(20 * time.Millisecond) {
+				entries, err := dl.List(ctx, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range entries {
+					if e.RequestID == tc.id {
+						dead = e.ID
 					}
-					replayed = true
+				}
+				if dead == 0 && time.Now().After(end) {
+					t.Fatal("no dead letter for the request after 30s")
 				}
 			}
-			if !replayed {
-				t.Fatal("no dead letter for the request")
+			if err := dl.Replay(ctx, dead); err != nil {
+				t.Fatal(err)
 			}
 			waitStored(t, js, tc.id, 2)
 			for _, a := range []struct {
