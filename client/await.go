@@ -120,8 +120,10 @@ type waiter struct {
 }
 
 // lookup reads the last stored result on filter, the request's latest verdict, with one request to
-// the JetStream API (the server finds it by subject and sends nothing else). If that result is
-// another request's (an id with the same token), it reads the filter's results one by one instead.
+// the JetStream API (the server finds it by subject and sends nothing else): a request's verdicts
+// are published in revision order (a replay follows the dead letter of the verdict it supersedes),
+// so the last stored has the highest revision. If that result is another request's (an id with the
+// same token), it reads the filter's results one by one and keeps the highest revision.
 func (c *Client) lookup(ctx context.Context, filter, requestID string, w *waiter) error {
 	m, err := c.getResult(ctx, msgGetRequest{LastBySubject: filter})
 	if err != nil || m == nil {

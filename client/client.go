@@ -193,18 +193,18 @@ func (c *Client) publish(ctx context.Context, kind contract.Kind, body []byte, i
 
 // withID gives a request body without an id a new one.
 func withID(body []byte) ([]byte, error) {
+	var has struct {
+		ID any `json:"id"`
+	}
+	if err := json.Unmarshal(body, &has); err != nil {
+		return nil, err
+	}
+	if id, ok := has.ID.(string); has.ID != nil && (!ok || id != "") {
+		return body, nil // an id, or something the schema will refuse
+	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil {
 		return nil, err
-	}
-	var id string
-	if raw, ok := fields["id"]; ok {
-		if err := json.Unmarshal(raw, &id); err != nil {
-			return body, nil // not a string: the schema says so
-		}
-	}
-	if id != "" {
-		return body, nil
 	}
 	fields["id"], _ = json.Marshal(uuid.NewString())
 	return json.Marshal(fields)

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -87,9 +88,12 @@ func TestSubmitAndAwait(t *testing.T) {
 	}{
 		{"onboarded", &contract.CustomerOnboarded{ID: "t-sa-onboard", WorkspaceName: "umbrella"}, contract.MessageWorkspaceReady, ""},
 		{"credentials created", &contract.CredentialsSubmitted{ID: "t-sa-github", WorkspaceName: "umbrella", ConnectorType: "github", CredentialsRef: "file:umbrella/github.json"}, contract.MessageSourceCreated, ""},
+		{"credentials updated", contract.CredentialsSubmitted{ID: "t-sa-github-2", WorkspaceName: "umbrella", ConnectorType: "github", CredentialsRef: "file:umbrella/github.json"}, contract.MessageSourceUpdated, ""},
+		{"disconnected", &contract.ConnectorDisconnected{ID: "t-sa-disconnect", WorkspaceName: "umbrella", ConnectorType: "github"}, contract.MessageSourceDeleted, ""},
 		{"id with dots and a colon", &contract.CustomerOnboarded{ID: "orders.v2:umbrella/1", WorkspaceName: "umbrella"}, contract.MessageWorkspaceReady, ""},
 		{"error verdict", &contract.CredentialsSubmitted{ID: "t-sa-missing", WorkspaceName: "umbrella", ConnectorType: "github", Name: "GitHub without a secret", CredentialsRef: "file:umbrella/none.json"}, contract.MessageSourceCreateError, contract.CodeSecretNotFound},
 		{"forbidden reference", &contract.CredentialsSubmitted{ID: "t-sa-forbidden", WorkspaceName: "umbrella", ConnectorType: "github", Name: "GitHub of another workspace", CredentialsRef: "file:acme/github.json"}, contract.MessageSourceCreateError, contract.CodeForbiddenSecretRef},
+		{"offboarded", &contract.CustomerOffboarded{ID: "t-sa-offboard", WorkspaceName: "umbrella", Workspace: contract.WorkspaceDelete}, contract.MessageWorkspaceOffboarded, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _, _ := connect(t)
@@ -278,48 +282,63 @@ func TestAwaitTimesOut(t *testing.T) {
 	})
 }
 
-// A dead letter replayed after the cause was fixed gets a second verdict, and Await returns it.
+// A replayed dead letter gets a second verdict with a higher revision, and Await returns it: when
+// the cause was fixed (another message), and when it was not (the same message again).
 func TestReplayedDeadLetterWins(t *testing.T) {
-	c, _, js := connect(t)
-	const id = "t-replay"
-	req := &contract.CredentialsSubmitted{ID: id, WorkspaceName: "cyberdyne", ConnectorType: "github", CredentialsRef: "file:cyberdyne/github.json"}
-	ctx := deadline(t, 60*time.Second)
-	_, err := c.SubmitAndAwait(ctx, req)
-	var re *client.ResultError
-	if !errors.As(err, &re) || re.Code != contract.CodeSecretNotFound {
-		t.Fatalf("first verdict: %v", err)
-	}
-
-	writeSecret("cyberdyne", "github.json")
-	dl := consumer.NewDeadLetters(js, consumer.Topology{}.WithDefaults())
-	entries, err := dl.List(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	replayed := false
-	for _, e := range entries {
-		if e.RequestID == id {
-			if err := dl.Replay(ctx, e.ID); err != nil {
-				t.Fatal(err)
-			}
-			replayed = true
-		}
-	}
-	if !replayed {
-		t.Fatal("no dead letter for the request")
-	}
-	waitStored(t, js, id, 2)
 	for _, tc := range []struct {
-		name string
-		c    *client.Client
+		name, id, workspace string
+		fix                 bool
+		message             string
 	}{
-		{"same client", c},
-		{"fresh connection", func() *client.Client { c, _, _ := connect(t); return c }()},
+		{"fixed", "t-replay-fixed", "cyberdyne", true, contract.MessageSourceCreated},
+		{"not fixed", "t-replay-same", "soylent", false, contract.MessageSourceCreateError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := tc.c.Await(ctx, id)
-			if err != nil || res.Message != contract.MessageSourceCreated {
-				t.Fatalf("verdict %+v, %v; want the replay's source_created", res, err)
+			c, _, js := connect(t)
+			req := &contract.CredentialsSubmitted{ID: tc.id, WorkspaceName: tc.workspace, ConnectorType: "github", CredentialsRef: "file:" + tc.workspace + "/github.json"}
+			ctx := deadline(t, 60*time.Second)
+			_, err := c.SubmitAndAwait(ctx, req)
+			var re *client.ResultError
+			if !errors.As(err, &re) || re.Code != contract.CodeSecretNotFound || re.Result.Revision != 1 {
+				t.Fatalf("first verdict: %v (%+v)", err, re)
+			}
+			if tc.fix {
+				writeSecret(tc.workspace, "github.json")
+			}
+			// the verdict is published before the dead letter: wait for it
+			dl := consumer.NewDeadLetters(js, consumer.Topology{}.WithDefaults())
+			var dead uint64
+			for end := time.Now().Add(30 * time.Second); dead == 0; time.Sleep(20 * time.Millisecond) {
+				entries, err := dl.List(ctx, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range entries {
+					if e.RequestID == tc.id {
+						dead = e.ID
+					}
+				}
+				if dead == 0 && time.Now().After(end) {
+					t.Fatal("no dead letter for the request after 30s")
+				}
+			}
+			if err := dl.Replay(ctx, dead); err != nil {
+				t.Fatal(err)
+			}
+			waitStored(t, js, tc.id, 2)
+			for _, a := range []struct {
+				name string
+				c    *client.Client
+			}{
+				{"same client", c},
+				{"fresh connection", func() *client.Client { c, _, _ := connect(t); return c }()},
+			} {
+				t.Run(a.name, func(t *testing.T) {
+					res, err := a.c.Await(ctx, tc.id)
+					if res == nil || res.Message != tc.message || res.Revision != 2 || (tc.fix != (err == nil)) {
+						t.Fatalf("verdict %+v, %v; want the replay's %s, revision 2", res, err, tc.message)
+					}
+				})
 			}
 		})
 	}
@@ -417,5 +436,42 @@ func TestConcurrentAwaitsLeaveNothingBehind(t *testing.T) {
 	}
 	if got := connSubscriptions(t, nc); got != baseSubs {
 		t.Errorf("the server holds %d subscriptions of the connection, %d before", got, baseSubs)
+	}
+}
+
+// Two ids can share a request token only deliberately: one id spelled as the other's hashed token.
+// Await still returns each request's own verdict, and of several, the highest revision, wherever it
+// is stored.
+func TestAwaitTellsApartIDsOfOneToken(t *testing.T) {
+	c, _, js := connect(t)
+	const hashed = "t.collide/1" // not a plain token: its token is sha256-…
+	plain := contract.RequestToken(hashed)
+	if contract.RequestToken(plain) != plain {
+		t.Fatalf("%q is not its own token", plain)
+	}
+	publish := func(id, message string, revision int) {
+		body, _ := json.Marshal(map[string]any{"type": contract.ResultType, "message": message, "request_id": id, "attempts": 1, "revision": revision,
+			"produced_at": time.Now().UTC()})
+		m := &nats.Msg{Subject: contract.ResultSubject(contract.DefaultSubjectPrefix, message, id), Data: body, Header: nats.Header{}}
+		m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s:%s:%d", id, message, revision))
+		if _, err := js.PublishMsg(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(hashed, contract.MessageWorkspaceReady, 2)
+	publish(hashed, contract.MessageWorkspaceError, 1) // stored later, superseded
+	publish(plain, contract.MessageWorkspaceError, 1)  // the last stored on the shared subject
+	for _, tc := range []struct {
+		id, message string
+	}{
+		{hashed, contract.MessageWorkspaceReady},
+		{plain, contract.MessageWorkspaceError},
+	} {
+		t.Run(tc.id, func(t *testing.T) {
+			res, err := c.Await(deadline(t, 10*time.Second), tc.id)
+			if res == nil || res.RequestID != tc.id || res.Message != tc.message {
+				t.Fatalf("verdict %+v, %v; want %s", res, err, tc.message)
+			}
+		})
 	}
 }

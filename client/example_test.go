@@ -142,3 +142,35 @@ func ExampleClient_Await() {
 	fmt.Println(res.Message, res.WorkspaceName, res.RequestID == id)
 	// Output: workspace_ready initech true
 }
+
+// A connector's life from the app: credentials submitted, submitted again (an update), then
+// disconnected. Each request has its own id and its own verdict.
+func Example_lifecycle() {
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+	c, err := client.New(nc)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	for _, req := range []contract.Request{
+		&contract.CredentialsSubmitted{ID: "example-life-1", WorkspaceName: "acme", ConnectorType: "github", Name: "GitHub (life)", CredentialsRef: "file:acme/github.json"},
+		&contract.CredentialsSubmitted{ID: "example-life-2", WorkspaceName: "acme", ConnectorType: "github", Name: "GitHub (life)", CredentialsRef: "file:acme/github.json"},
+		&contract.ConnectorDisconnected{ID: "example-life-3", WorkspaceName: "acme", ConnectorType: "github", Name: "GitHub (life)"},
+	} {
+		res, err := c.SubmitAndAwait(ctx, req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(req.Kind(), "->", res.Message, "revision", res.Revision)
+	}
+	// Output:
+	// credentials_submitted -> source_created revision 1
+	// credentials_submitted -> source_updated revision 1
+	// connector_disconnected -> source_deleted revision 1
+}

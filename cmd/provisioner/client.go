@@ -6,6 +6,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"strconv"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -126,17 +127,18 @@ func followResults(ctx context.Context, js jetstream.JetStream, topo consumer.To
 // followMemory is how many verdicts followResults remembers to drop a second copy of.
 const followMemory = 1 << 16
 
-// verdictKey identifies a verdict by its body: the same request and message is the same verdict.
-// An unreadable body is its own key.
+// verdictKey identifies a verdict by its body: the same request, message and revision is the same
+// verdict (a replayed dead letter's verdict has a higher revision). An unreadable body is its own key.
 func verdictKey(data []byte) string {
 	var r struct {
 		RequestID string `json:"request_id"`
 		Message   string `json:"message"`
+		Revision  int    `json:"revision"`
 	}
 	if json.Unmarshal(data, &r) != nil || r.RequestID == "" {
 		return string(data)
 	}
-	return r.RequestID + "\x00" + r.Message
+	return r.RequestID + "\x00" + r.Message + "\x00" + strconv.Itoa(r.Revision)
 }
 
 // verdictSet remembers the last n keys added.

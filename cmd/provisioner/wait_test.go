@@ -145,7 +145,12 @@ func TestResultsFollowPrintsAVerdictOnce(t *testing.T) {
 	t.Setenv("PROVISIONER_NATS_URL", srv.URL)
 	body, _ := json.Marshal(contract.Result{Type: contract.ResultType, Message: contract.MessageWorkspaceReady, RequestID: "follow-1", Attempts: 1, ProducedAt: time.Now().UTC()})
 	other, _ := json.Marshal(contract.Result{Type: contract.ResultType, Message: contract.MessageWorkspaceReady, RequestID: "follow-2", Attempts: 1, ProducedAt: time.Now().UTC()})
-	for i, b := range [][]byte{body, body, other} {
+	// a replayed dead letter's verdict: same request and message, a higher revision, printed too
+	var fields map[string]any
+	_ = json.Unmarshal(body, &fields)
+	fields["revision"] = 2
+	replayed, _ := json.Marshal(fields)
+	for i, b := range [][]byte{body, body, replayed, other} {
 		m := &nats.Msg{Subject: topo.ResultSubject(contract.MessageWorkspaceReady, "follow"), Data: b, Header: nats.Header{}}
 		m.Header.Set(jetstream.MsgIDHeader, "copy-"+string(rune('a'+i)))
 		if _, err := js.PublishMsg(ctx, m); err != nil {
@@ -167,7 +172,7 @@ func TestResultsFollowPrintsAVerdictOnce(t *testing.T) {
 	if code := <-done; code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	if n := strings.Count(stdout.String(), `"request_id":"follow-1"`); n != 1 {
-		t.Fatalf("follow-1 printed %d times:\n%s", n, stdout.String())
+	if n := strings.Count(stdout.String(), `"request_id":"follow-1"`); n != 2 {
+		t.Fatalf("follow-1 printed %d times, want its first verdict once and its replay's once:\n%s", n, stdout.String())
 	}
 }

@@ -51,6 +51,14 @@ func main() {
 	case err == nil:
 		fmt.Println(res.Message == contract.MessageSourceCreated, res.RequestID, sub.Duplicate)
 	}
-	_, _ = c.SubmitAndAwait(ctx, contract.CustomerOnboarded{WorkspaceName: "acme"})
+	for _, r := range []contract.Request{
+		contract.CustomerOnboarded{WorkspaceName: "acme"},
+		&contract.ConnectorDisconnected{WorkspaceName: "acme", ConnectorType: "github"},
+		&contract.CustomerOffboarded{WorkspaceName: "acme", Workspace: contract.WorkspaceDeactivate},
+	} {
+		if res, err := c.SubmitAndAwait(ctx, r); err == nil {
+			fmt.Println(r.Kind(), res.Message, res.Revision)
+		}
+	}
 	_, _ = c.SubmitJSON(ctx, contract.KindCustomerOnboarded, []byte(`{"id":"x","workspace_name":"acme"}`))
 }
