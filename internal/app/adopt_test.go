@@ -14,7 +14,8 @@ import (
 
 // The lookup that adopts matches connector_type against the listed connector's slug or display
 // name, in any case: a request saying "Zendesk Support" adopts the connector created as
-// zendesk-support, and a request of another type does not.
+// zendesk-support (made outside the provisioner, so it is replaced by one holding the request's
+// credentials: source_updated), and a request of another type does not.
 func TestLookupMatchesSlugOrDisplayName(t *testing.T) {
 	for _, tc := range []struct {
 		connectorType  string
@@ -43,14 +44,15 @@ func TestLookupMatchesSlugOrDisplayName(t *testing.T) {
 			req["name"] = "Support"
 			e.publish("credentials.submitted", req)
 			res := e.byRequest(e.results(1, 20*time.Second))["req-adopt"]
-			if res.Message != contract.MessageSourceCreated {
-				t.Fatalf("result %+v", res)
+			adopt := tc.wantConnectors == 1
+			if want := map[bool]string{true: contract.MessageSourceUpdated, false: contract.MessageSourceCreated}[adopt]; res.Message != want {
+				t.Fatalf("result %s %s %+v, want %s", res.Message, res.Data, res.Error, want)
 			}
 			if got := len(e.sandbox.Connectors("acme")); got != tc.wantConnectors {
 				t.Fatalf("%d connectors, want %d", got, tc.wantConnectors)
 			}
-			if adopted := connectorIDOf(t, res) == foreign.ID; adopted != (tc.wantConnectors == 1) {
-				t.Fatalf("adopted the foreign connector: %v", adopted)
+			if adopted := res.ReplacedID == foreign.ID; adopted != adopt {
+				t.Fatalf("adopted (replaced) the foreign connector: %v (replaced_id %q)", adopted, res.ReplacedID)
 			}
 		})
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -472,40 +474,67 @@ func TestOneDeadLetterPerRequest(t *testing.T) {
 	}
 }
 
-// With --lookup always, a connector made outside the provisioner (by the widget, say) is adopted;
-// with the default, only the ledger's own history triggers a lookup.
+// With --lookup always, a connector made outside the provisioner (by the widget, say) is adopted
+// and given the request's credentials like any existing connector: in place for an embedded source,
+// by replace for an Agent Engine connector; the answer is source_updated. With the default, only the
+// ledger's own history triggers a lookup, and the foreign connector is left alone.
 func TestLookupAlwaysAdoptsForeignConnectors(t *testing.T) {
+	const jiraServiceManagement = "3f7c2a51-1d7e-4b8a-9a43-0c6d2b1f5e0b"
+	foreignCreds := map[string]string{"token": "t-foreign"}
+	requestCreds := map[string]string{"token": "t-request"}
 	for _, tc := range []struct {
-		lookup         string
-		wantConnectors int
-		wantOutcome    string
+		name, lookup, connectorType, template string
+		wantMessage, wantOutcome              string
+		wantConnectors                        int
+		wantSameID                            bool // the identity's connector is the foreign one, updated in place
 	}{
-		{"always", 1, "adopted"},
-		{"recovery", 2, "created"},
+		{"always agent engine", "always", "github", "", contract.MessageSourceUpdated, "replaced", 1, false},
+		{"always embedded", "always", "jira", jiraServiceManagement, contract.MessageSourceUpdated, "updated", 1, true},
+		{"recovery", "recovery", "github", "", contract.MessageSourceCreated, "created", 2, false},
 	} {
-		t.Run(tc.lookup, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, sandbox.Config{})
-			e.writeSecret("acme/github.json", map[string]string{"token": "t-foreign"})
+			e.writeSecret("acme/creds.json", requestCreds)
 			client, err := airbyte.New(airbyte.Config{BaseURL: e.baseURL, ClientID: sandbox.DefaultClientID, ClientSecret: secret.New(sandbox.DefaultClientSecret)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			foreign, err := client.CreateConnector(context.Background(), airbyte.ConnectorSourceCreateRequest{WorkspaceName: "acme", Name: "github", ConnectorType: "github",
-				Credentials: secret.NewFields(map[string]string{"token": "t-foreign"})})
+			foreign, err := client.CreateConnector(context.Background(), airbyte.ConnectorSourceCreateRequest{WorkspaceName: "acme", Name: tc.connectorType,
+				ConnectorType: tc.connectorType, SourceTemplateID: tc.template, Credentials: secret.NewFields(foreignCreds)})
 			if err != nil {
 				t.Fatal(err)
 			}
 			r := e.start(func(c *config.Config) { c.Lookup = tc.lookup })
-			e.publish("credentials.submitted", credentialsRequest("req-foreign", "acme", "github", "file:acme/github.json"))
+			req := credentialsRequest("req-foreign", "acme", tc.connectorType, "file:acme/creds.json")
+			if tc.template != "" {
+				req["source_template_id"] = tc.template
+			}
+			e.publish("credentials.submitted", req)
 			res := e.byRequest(e.results(1, 20*time.Second))["req-foreign"]
-			if res.Message != contract.MessageSourceCreated {
-				t.Fatalf("result %+v", res)
+			if res.Message != tc.wantMessage {
+				t.Fatalf("result %s %s %+v, want %s", res.Message, res.Data, res.Error, tc.wantMessage)
 			}
-			if got := len(e.sandbox.Connectors("acme")); got != tc.wantConnectors {
-				t.Fatalf("%d connectors, want %d", got, tc.wantConnectors)
+			conns := sandboxConnectors(t, e.baseURL, "acme")
+			if len(conns) != tc.wantConnectors {
+				t.Fatalf("%d connectors, want %d: %+v", len(conns), tc.wantConnectors, conns)
 			}
-			if tc.lookup == "always" && connectorIDOf(t, res) != foreign.ID {
-				t.Fatalf("adopted %s, want the foreign %s", connectorIDOf(t, res), foreign.ID)
+			id := connectorIDOf(t, res)
+			var held string
+			for _, c := range conns {
+				if c.ID == id {
+					held = c.CredentialsSHA256
+				}
+			}
+			if want := sandbox.CredentialsSHA256(requestCreds); held != want {
+				t.Fatalf("the identity's connector %s holds credentials %q, want the request's %q: %+v", id, held, want, conns)
+			}
+			if tc.lookup == "always" {
+				switch {
+				case tc.wantSameID && (id != foreign.ID || res.ReplacedID != ""):
+					t.Fatalf("connector %s replaced %q, want the foreign %s updated in place", id, res.ReplacedID, foreign.ID)
+				case !tc.wantSameID && (id == foreign.ID || res.ReplacedID != foreign.ID):
+					t.Fatalf("connector %s replaced %q, want a new connector replacing the foreign %s", id, res.ReplacedID, foreign.ID)
+				}
 			}
 			// The outcome is counted after the ack, a moment after the result is visible.
 			waitFor(t, 10*time.Second, "outcome "+tc.wantOutcome+" counted", func() bool {
@@ -513,4 +542,22 @@ func TestLookupAlwaysAdoptsForeignConnectors(t *testing.T) {
 			})
 		})
 	}
+}
+
+// sandboxConnectors reads a workspace's live connectors from the sandbox's admin endpoint.
+func sandboxConnectors(t *testing.T, baseURL, workspace string) []sandbox.Connector {
+	t.Helper()
+	resp, err := http.Get(baseURL + "/_sandbox/connectors?workspace_name=" + url.QueryEscape(workspace))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /_sandbox/connectors: %s", resp.Status)
+	}
+	var conns []sandbox.Connector
+	if err := json.NewDecoder(resp.Body).Decode(&conns); err != nil {
+		t.Fatal(err)
+	}
+	return conns
 }

@@ -16,8 +16,15 @@ import (
 // create makes the identity's connector exist when the ledger knows of none. It lists first when an
 // earlier attempt may have created one (or --lookup always says so): a connector created by this
 // request is adopted; one created by another request's unfinished attempt holds that request's
-// credentials, so it is updated with ours.
+// credentials, so it is updated with ours; one that no attempt created (made outside the
+// provisioner, found by --lookup always) may hold any credentials, so it is updated with ours and
+// the answer says so (source_updated).
 func (s *Service) create(ctx context.Context, u *upsert) (record, error) {
+	if u.prev.Foreign != "" {
+		// an earlier attempt was giving a foreign connector our credentials: finish that
+		u.foreign = u.prev.Foreign
+		return s.update(ctx, u, u.foreign)
+	}
 	mustLookup := u.prev.CreateSent || s.cfg.Lookup == LookupAlways
 	if mustLookup {
 		ms, err := s.matches(ctx, u.t)
@@ -27,7 +34,10 @@ func (s *Service) create(ctx context.Context, u *upsert) (record, error) {
 		ms = slices.DeleteFunc(ms, func(m airbyte.ConnectorSourceListItem) bool { return u.past[m.ID] })
 		if len(ms) > 0 {
 			found := ms[0]
-			if !u.prev.CreateSent || u.prev.CreateBy == u.r.ID {
+			if !u.prev.CreateSent {
+				return s.updateForeign(ctx, u, found.ID)
+			}
+			if u.prev.CreateBy == u.r.ID {
 				return s.created(u, listedData(found, u.r.ReplicationConfig), OutcomeAdopted), nil
 			}
 			rec, err := s.update(ctx, u, found.ID)
@@ -51,6 +61,21 @@ func (s *Service) create(ctx context.Context, u *upsert) (record, error) {
 	return s.created(u, data, outcome), nil
 }
 
+// updateForeign gives a connector made outside the provisioner the request's credentials, like an
+// upsert of an existing connector (in place, or by replace). It is recorded first: a holder that
+// dies mid-way leaves a lease taken over as "a create may have been sent", and the next holder must
+// not adopt the foreign connector as that create's.
+func (s *Service) updateForeign(ctx context.Context, u *upsert, id string) (record, error) {
+	u.d.Logger.Info("giving a connector made outside the provisioner the request's credentials", "connector_id", id)
+	u.foreign = id
+	p := progress{Foreign: id}
+	if err := u.w.setProgress(ctx, p); err != nil {
+		return record{}, err
+	}
+	u.w.note(p)
+	return s.update(ctx, u, id)
+}
+
 func (s *Service) created(u *upsert, data *sourceData, outcome string) record {
 	b, _ := json.Marshal(data)
 	return record{Message: contract.MessageSourceCreated, WorkspaceID: u.ws.ID, Data: b, Outcome: outcome}
@@ -63,7 +88,7 @@ func (s *Service) created(u *upsert, data *sourceData, outcome string) record {
 func (s *Service) createConnector(ctx context.Context, u *upsert, except string) (*sourceData, bool, error) {
 	// No ledger write before the create: a holder that dies leaves its lease, and whoever takes it
 	// over counts a create of the lease's request as sent; one that gives up hands this over.
-	u.w.note(progress{CreateSent: true, CreateBy: u.r.ID, Old: except})
+	u.w.note(progress{CreateSent: true, CreateBy: u.r.ID, Old: except, Foreign: u.foreign})
 	mustLookup := false
 	var adopted bool
 	attempt := func() (*sourceData, error) {

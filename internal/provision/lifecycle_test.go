@@ -10,11 +10,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/provisioner-dev/provisioner/contract"
+	"github.com/provisioner-dev/provisioner/internal/airbyte"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
 	"github.com/provisioner-dev/provisioner/internal/event"
 	"github.com/provisioner-dev/provisioner/internal/ledger"
 	"github.com/provisioner-dev/provisioner/internal/ledger/ledgertest"
 	"github.com/provisioner-dev/provisioner/internal/provision"
+	"github.com/provisioner-dev/provisioner/internal/secret"
 )
 
 // A new secret for an identity that has a connector is applied: in place for an embedded source,
@@ -110,6 +112,75 @@ func TestReplaceCrashPoints(t *testing.T) {
 			again := expect(t, a.handle(submit("r2", ref), seq, 3, false), provision.Ack, contract.MessageSourceUpdated)
 			if connectorID(t, again) != now.ID {
 				t.Fatalf("second verdict %s differs from %s", resultText(again), resultText(res))
+			}
+		})
+	}
+}
+
+// With --lookup always, a connector made outside the provisioner is given the request's
+// credentials; a worker killed at any step of that leaves the identity for the next worker to
+// finish: one connector with the request's credentials, answered source_updated — never the foreign
+// connector adopted as the killed worker's create, never two connectors.
+func TestForeignConnectorCrashPoints(t *testing.T) {
+	for _, tc := range []struct {
+		kind string
+		step provision.Step
+	}{
+		{"agent engine", provision.StepCreated},
+		{"agent engine", provision.StepRecordedNew},
+		{"agent engine", provision.StepBeforeDeletes},
+		{"agent engine", provision.StepDeletedOld},
+		{"agent engine", provision.StepBeforeRecord},
+		{"embedded", provision.StepUpdated},
+		{"embedded", provision.StepBeforeRecord},
+	} {
+		t.Run(tc.kind+"/"+string(tc.step), func(t *testing.T) {
+			r := newRig(t, sandbox.Config{})
+			embedded := tc.kind == "embedded"
+			client, err := airbyte.New(airbyte.Config{BaseURL: r.baseURL, ClientID: sandbox.DefaultClientID, ClientSecret: secret.New(sandbox.DefaultClientSecret)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			create := airbyte.ConnectorSourceCreateRequest{WorkspaceName: "acme", Name: "GitHub", ConnectorType: "github",
+				Credentials: secret.NewFields(map[string]string{"token": "ghp_foreign"})}
+			req := submit("r1", r.secret("acme/v1.json", "ghp_request"))
+			if embedded {
+				create.ConnectorType, create.SourceTemplateID = "", githubTemplate
+				req = submitTemplate("r1", "file:acme/v1.json")
+			}
+			foreign, err := client.CreateConnector(t.Context(), create)
+			if err != nil {
+				t.Fatal(err)
+			}
+			killed := errors.New("killed")
+			var crashed bool
+			a := r.worker(workerOpts{owner: "a", leaseTTL: time.Second, lookup: provision.LookupAlways, atStep: func(s provision.Step) error {
+				if s == tc.step && !crashed {
+					crashed = true
+					return killed
+				}
+				return nil
+			}})
+			seq := r.next()
+			if d := a.handle(req, seq, 1, false); !crashed || d.Action != provision.Retry || d.Result != nil {
+				t.Fatalf("the worker was not killed at %s: %v %s", tc.step, d.Action, resultText(d.Result))
+			}
+			b := r.worker(workerOpts{owner: "b", leaseTTL: time.Second, lookup: provision.LookupAlways})
+			res := expect(t, b.until(t, req, seq), provision.Ack, contract.MessageSourceUpdated)
+			now := r.only(t)
+			holding(t, now, "ghp_request")
+			switch {
+			case connectorID(t, res) != now.ID:
+				t.Fatalf("result %s, Airbyte holds %s", resultText(res), now.ID)
+			case embedded && (now.ID != foreign.ID || res.ReplacedID != ""):
+				t.Fatalf("embedded source %s (foreign %s) not updated in place: %s", now.ID, foreign.ID, resultText(res))
+			case !embedded && (now.ID == foreign.ID || res.ReplacedID != foreign.ID):
+				t.Fatalf("connector %s does not replace the foreign %s: %s", now.ID, foreign.ID, resultText(res))
+			}
+			if !embedded {
+				if created := r.sandbox.Stats().Created; created != 2 {
+					t.Fatalf("%d connectors were created: the foreign one and one replacement expected", created)
+				}
 			}
 		})
 	}

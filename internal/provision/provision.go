@@ -75,7 +75,8 @@ const (
 	// enough for exactly-once among the provisioner's own requests, at one API call per connector less.
 	LookupRecovery LookupMode = "recovery"
 	// LookupAlways lists before every create, so connectors made outside the provisioner (by the widget,
-	// or before the provisioner was deployed) are adopted too.
+	// or before the provisioner was deployed) are adopted too — and given the request's credentials,
+	// since they may hold any.
 	LookupAlways LookupMode = "always"
 )
 

@@ -40,6 +40,10 @@ type progress struct {
 	// NewConnector is a replace's new connector, recorded before the old one (Old) is deleted.
 	NewConnector string `json:"new_connector,omitempty"`
 	Old          string `json:"old,omitempty"`
+	// Foreign is a connector made outside the provisioner (found by --lookup always) that this
+	// identity's requests are giving their credentials: recorded before any call that changes it, so
+	// the next holder finishes that instead of taking it for a connector of its own.
+	Foreign string `json:"foreign,omitempty"`
 	// DeleteBy: a disconnect by this request may have deleted the identity's connector.
 	DeleteBy string `json:"delete_by,omitempty"`
 }

@@ -54,7 +54,7 @@ func (s *Service) replace(ctx context.Context, u *upsert, old string) (record, e
 		}
 		newID, newData = data.ID, data
 	}
-	if err := u.w.setProgress(ctx, progress{CreateSent: true, CreateBy: u.r.ID, NewConnector: newID, Old: old}); err != nil {
+	if err := u.w.setProgress(ctx, progress{CreateSent: true, CreateBy: u.r.ID, NewConnector: newID, Old: old, Foreign: u.foreign}); err != nil {
 		return record{}, err
 	}
 	if err := s.at(StepRecordedNew); err != nil {

@@ -77,6 +77,7 @@ type workerOpts struct {
 	leaseTTL time.Duration
 	atStep   func(provision.Step) error
 	check    bool
+	lookup   provision.LookupMode
 	budget   time.Duration
 	kv       func(jetstream.KeyValue) ledger.KV
 	// clock is the ledger's clock (this replica's host); nil = time.Now
@@ -127,7 +128,7 @@ func (r *rig) worker(o workerOpts) *worker {
 	}
 	svc, err := provision.New(client, store, led, m, provision.Config{
 		Budget: o.budget, LeaseRenewEvery: o.leaseTTL / 4, LeaseMargin: 500 * time.Millisecond,
-		CreateSettle: 4 * time.Second, CheckCredentials: o.check, AtStep: o.atStep,
+		CreateSettle: 4 * time.Second, CheckCredentials: o.check, AtStep: o.atStep, Lookup: o.lookup,
 		NewBackOff: func() backoff.BackOff {
 			b := backoff.NewExponentialBackOff()
 			b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 20*time.Millisecond, 200*time.Millisecond, 0

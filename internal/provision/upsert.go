@@ -27,6 +27,9 @@ type upsert struct {
 	creds secret.Fields
 	ws    airbyte.WorkspaceRef
 	check bool
+	// foreign is the connector made outside the provisioner whose credentials this upsert replaces
+	// ("" if none); every progress recorded carries it.
+	foreign string
 }
 
 func (s *Service) credentialsSubmitted(ctx context.Context, req event.Request, d Delivery) Decision {
