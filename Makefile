@@ -1,5 +1,7 @@
 # provisioner — make help lists the targets.
 SHELL := bash
+# a failing command on the left of a pipe (e.g. `bench | tee`) fails the recipe
+.SHELLFLAGS := -o pipefail -c
 .DEFAULT_GOAL := help
 
 GO          ?= go

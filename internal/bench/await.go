@@ -34,10 +34,15 @@ func runAwait(ctx context.Context, cfg Config, replicas []replica, natsURL, prod
 		return err
 	}
 
+	// the product phase's verdicts: creates, or in the rotate scenario updates
+	want := contract.MessageSourceCreated
+	if cfg.Scenario == ScenarioRotate {
+		want = contract.MessageSourceUpdated
+	}
 	stored, elapsed, err := awaitAll(ctx, cfg.Requests, cfg.InFlight, func(ctx context.Context, i int) (time.Duration, error) {
 		start := time.Now()
 		res, err := c.Await(ctx, productRunID+"-"+strconv.Itoa(i))
-		if err == nil && res.Message != contract.MessageSourceCreated {
+		if err == nil && res.Message != want {
 			err = fmt.Errorf("verdict %s", res.Message)
 		}
 		return time.Since(start), err

@@ -70,7 +70,7 @@ func TestRunSmoke(t *testing.T) {
 		{"in-process replicas", bench.Config{Requests: 50, Workspaces: 5, Replicas: 2, Concurrency: 4}, "in-process", "this process"},
 		{"replicas as processes", bench.Config{Requests: 30, Workspaces: 3, Replicas: 2, Concurrency: 4, Binary: exe, SkipFloor: true}, "processes", "largest worker"},
 		{"lookup always with latency", bench.Config{Requests: 20, Workspaces: 2, Replicas: 1, Concurrency: 8, Latency: time.Millisecond, Lookup: "always", SkipAwait: true}, "in-process", "this process"},
-		{"rotate", bench.Config{Scenario: bench.ScenarioRotate, Requests: 30, Workspaces: 3, Replicas: 2, Concurrency: 4, SkipAwait: true}, "in-process", "this process"},
+		{"rotate", bench.Config{Scenario: bench.ScenarioRotate, Requests: 30, Workspaces: 3, Replicas: 2, Concurrency: 4}, "in-process", "this process"},
 		{"rotate embedded", bench.Config{Scenario: bench.ScenarioRotate, Embedded: true, Requests: 30, Workspaces: 3, Replicas: 2, Concurrency: 4, SkipAwait: true}, "in-process", "this process"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
