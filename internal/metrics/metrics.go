@@ -19,6 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/provisioner-dev/provisioner/contract"
 )
 
 const namespace = "provisioner"
@@ -57,13 +59,7 @@ func DefaultOptions() Options {
 			"created", "adopted", "updated", "replaced", "deleted", "offboarded", "superseded",
 			"credentials_rejected", "replayed", "workspace_ready", "permanent_error", "retry", "nats_unavailable", "dead_letter",
 		},
-		Reasons: []string{
-			"invalid_json", "schema_violation", "unsupported_subject", "invalid_secret_ref",
-			"forbidden_secret_ref", "secret_not_found", "secret_permission_denied",
-			"secret_backend_unavailable", "invalid_credentials", "airbyte_bad_request",
-			"airbyte_unauthorized", "airbyte_forbidden", "airbyte_not_found", "airbyte_unavailable",
-			"lease_unavailable", "superseded", "credentials_rejected", "nats_unavailable", "internal_error",
-		},
+		Reasons: reasons(),
 		Messages: []string{
 			"source_created", "source_create_error", "workspace_ready", "workspace_error",
 			"source_updated", "source_update_error", "source_deleted", "source_delete_error",
@@ -81,6 +77,15 @@ func DefaultOptions() Options {
 		SecretBackends: []string{"file", "env", "vault"},
 		SecretOutcomes: []string{"ok", "not_found", "permission_denied", "unavailable", "invalid"},
 	}
+}
+
+// reasons are the error codes of the contract, as a fresh slice.
+func reasons() []string {
+	out := make([]string, len(contract.Codes))
+	for i, c := range contract.Codes {
+		out[i] = string(c)
+	}
+	return out
 }
 
 // withDefaults fills every unset field of o from DefaultOptions.

@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/provisioner-dev/provisioner/internal/natsembed/natsembedtest"
 )
 
 // InProcess is a cluster of nats-servers inside the test process. Nodes can be shut down and
@@ -110,14 +112,5 @@ func (c *InProcess) Connect(t testing.TB, opts ...nats.Option) (*nats.Conn, jets
 func connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	opts = append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond)}, opts...)
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		t.Fatalf("connect nats: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
-	return nc, js
+	return natsembedtest.Connect(t, url, opts...)
 }

@@ -62,7 +62,14 @@ func (s *Server) Stop() {
 // Connect opens a client connection closed at the end of the test.
 func (s *Server) Connect(t testing.TB, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(s.URL, opts...)
+	return Connect(t, s.URL, opts...)
+}
+
+// Connect opens a client connection to url (one server, or a cluster's comma-separated URLs),
+// closed at the end of the test.
+func Connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatalf("connect nats: %v", err)
 	}
