@@ -106,9 +106,7 @@ func (s *Server) handleGlobalTemplates(w http.ResponseWriter, r *http.Request, _
 	}
 	out := listResponse[embeddedTemplateItem]{Data: []embeddedTemplateItem{}}
 	for i := range catalog {
-		e := &catalog[i]
-		icon := e.icon()
-		out.Data = append(out.Data, embeddedTemplateItem{ID: e.templateID, Name: e.templateName, Icon: &icon, Tags: e.tags})
+		out.Data = append(out.Data, catalog[i].embeddedTemplateItem())
 	}
 	writeJSON(w, http.StatusOK, out)
 }
