@@ -31,17 +31,21 @@ func (c *Client) CreateConnector(ctx context.Context, req ConnectorSourceCreateR
 	cl := &call{op: "connectors_create", method: http.MethodPost, path: connectorsPath, body: body,
 		auth: c.connectorAuth, workspace: req.WorkspaceName, createsResource: true, secrets: secrets}
 	for ensured := false; ; ensured = true {
-		ws, err := c.scopedToken(ctx, req.WorkspaceName)
-		if err != nil {
-			return nil, err
+		// With the scoped style the bearer itself is the scoped token, so the call mints it.
+		var ws *cachedToken
+		if c.connectorAuth == authOperator {
+			var err error
+			if ws, err = c.scopedToken(ctx, req.WorkspaceName); err != nil {
+				return nil, err
+			}
 		}
 		var out ConnectorSourceCreateResponse
-		err = c.do(ctx, cl, &out)
+		err := c.do(ctx, cl, &out)
 		// A 404 from a create with the application token: the workspace the cached scoped token
 		// vouched for is gone (deleted since). Nothing was created, so mint again, which makes
 		// the workspace, and create once more.
 		var apiErr *APIError
-		if !ensured && c.connectorAuth == authOperator && errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusNotFound {
+		if !ensured && ws != nil && errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusNotFound {
 			c.tokens.invalidate(req.WorkspaceName, ws.value.Reveal())
 			continue
 		}

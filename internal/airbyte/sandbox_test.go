@@ -587,3 +587,26 @@ func TestObserver(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateScopedTokenOnce: a create looks the workspace's scoped token up once, in either
+// token style: the first create mints it, each later one is one cache hit.
+func TestCreateScopedTokenOnce(t *testing.T) {
+	for _, style := range []string{airbyte.ConnectorTokenApplication, airbyte.ConnectorTokenScoped} {
+		t.Run(style, func(t *testing.T) {
+			obs := &airbytetest.Observer{}
+			_, c, _ := startWithClient(t, sandbox.Config{StrictAuth: style == airbyte.ConnectorTokenApplication}, func(cfg *airbyte.Config) {
+				cfg.ConnectorToken = style
+				cfg.Observer = obs
+			})
+			ctx := testCtx(t)
+			for i := range 3 {
+				if _, err := c.CreateConnector(ctx, githubRequest("acme", fmt.Sprintf("GitHub %d", i), "ghp_once")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if minted, hits := obs.Minted(airbyte.KindScoped), obs.Hits(airbyte.KindScoped); minted != 1 || hits != 2 {
+				t.Fatalf("scoped tokens: minted %d, cache hits %d; want 1 and 2", minted, hits)
+			}
+		})
+	}
+}

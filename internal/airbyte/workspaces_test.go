@@ -198,3 +198,25 @@ func TestListWorkspacesRefusesForeignNext(t *testing.T) {
 		}
 	})
 }
+
+// TestRenamedWorkspaceTokenNotReused: tenant isolation across a rename. After workspace "acme"
+// is renamed, the name "acme" belongs to no one (or to a new workspace): the scoped token cached
+// under it, which is the renamed workspace's, must not be used for "acme" again.
+func TestRenamedWorkspaceTokenNotReused(t *testing.T) {
+	_, c, _ := withSandbox(t, sandbox.Config{}, nil)
+	ctx := testCtx(t)
+	ref, err := c.Workspace(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UpdateWorkspace(ctx, ref.ID, airbyte.WorkspaceUpdateRequest{Name: "acme-moved"}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.Workspace(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.ID == ref.ID {
+		t.Fatal(`"acme" still resolves to the renamed workspace through its cached scoped token`)
+	}
+}

@@ -119,9 +119,6 @@ func (c Config) Validate() error {
 	if c.Latency < 0 {
 		errs = append(errs, errors.New("latency must not be negative"))
 	}
-	if c.Scenario != "" && c.Scenario != ScenarioCreate && c.Scenario != ScenarioRotate {
-		errs = append(errs, fmt.Errorf("scenario must be create or rotate, got %q", c.Scenario))
-	}
 	if c.Lookup != "" && c.Lookup != "recovery" && c.Lookup != "always" {
 		errs = append(errs, fmt.Errorf("lookup must be recovery or always, got %q", c.Lookup))
 	}

@@ -251,6 +251,8 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("unexpected error %v", err)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("error %v, want one naming %q", err, tc.want)
+			case tc.want != "" && len(strings.Split(err.Error(), "\n")) != 1:
+				t.Fatalf("error %q, want the setting at fault named once", err)
 			}
 		})
 	}

@@ -510,18 +510,12 @@ func (s *Server) connectorResponse(v sourceView) connectorResponse {
 }
 
 func (s *Server) connectorListItem(v sourceView) connectorListItem {
-	icon := v.entry.icon()
-	connectorName := v.entry.connectorType
-	org := s.cfg.OrganizationID
 	return connectorListItem{
-		ID:   v.id,
-		Name: v.name,
-		SummarizedSourceTemplate: summarizedSourceTemplate{
-			ID: v.entry.templateID, Name: v.entry.templateName, Icon: &icon, ConnectorName: &connectorName,
-			OrganizationID: &org, ActorDefinitionID: v.entry.definitionID, Tags: v.entry.tags, Mode: "DIRECT",
-		},
-		CreatedAt: v.createdAt,
-		UpdatedAt: v.updatedAt,
+		ID:                       v.id,
+		Name:                     v.name,
+		SummarizedSourceTemplate: s.templateListItem(v.entry, false),
+		CreatedAt:                v.createdAt,
+		UpdatedAt:                v.updatedAt,
 	}
 }
 

@@ -196,14 +196,17 @@ func (s *Server) handleSourceTemplates(w http.ResponseWriter, r *http.Request, _
 	all := q.Get("tags_mode") != "any" // the spec's default is "all"
 	out := listResponse[embeddedTemplateItem]{Data: []embeddedTemplateItem{}}
 	for i := range catalog {
-		e := &catalog[i]
-		if !tagsMatch(e.tags, tags, all) {
-			continue
+		if e := &catalog[i]; tagsMatch(e.tags, tags, all) {
+			out.Data = append(out.Data, e.embeddedTemplateItem())
 		}
-		icon := e.icon()
-		out.Data = append(out.Data, embeddedTemplateItem{ID: e.templateID, Name: e.templateName, Icon: &icon, Tags: e.tags})
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// embeddedTemplateItem is the embedded spec's SourceTemplateListItem of a catalog entry.
+func (e *catalogEntry) embeddedTemplateItem() embeddedTemplateItem {
+	icon := e.icon()
+	return embeddedTemplateItem{ID: e.templateID, Name: e.templateName, Icon: &icon, Tags: e.tags}
 }
 
 func tagsMatch(have, want []string, all bool) bool {

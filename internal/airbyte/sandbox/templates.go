@@ -3,27 +3,12 @@ package sandbox
 import (
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 )
 
 // The read-only catalog routes of the spec (templates and definitions), workspace stats, and
 // the canned connector execute.
-
-// templateListItem is the agent spec's SourceTemplateListItem.
-type templateListItem struct {
-	ID                string     `json:"id"`
-	Name              string     `json:"name"`
-	Icon              *string    `json:"icon"`
-	ConnectorName     *string    `json:"connector_name"`
-	OrganizationID    *string    `json:"organization_id"`
-	ActorDefinitionID string     `json:"actor_definition_id"`
-	Tags              []string   `json:"tags"`
-	Mode              string     `json:"mode"`
-	CreatedAt         *time.Time `json:"created_at"`
-	UpdatedAt         *time.Time `json:"updated_at"`
-}
 
 // templateGetResponse is SourceTemplateGetResponse (a DetailedSourceTemplate with its slug).
 type templateGetResponse struct {
@@ -81,9 +66,11 @@ type executeResponse struct {
 	ExecutionMetadata executeMetadata `json:"execution_metadata"`
 }
 
-func (s *Server) templateListItem(e *catalogEntry, global bool) templateListItem {
+// templateListItem is the agent spec's SourceTemplateListItem, whose schema is the same as
+// SummarizedSourceTemplate's: global leaves organization_id null.
+func (s *Server) templateListItem(e *catalogEntry, global bool) summarizedSourceTemplate {
 	icon, slug := e.icon(), e.connectorType
-	item := templateListItem{ID: e.templateID, Name: e.templateName, Icon: &icon, ConnectorName: &slug,
+	item := summarizedSourceTemplate{ID: e.templateID, Name: e.templateName, Icon: &icon, ConnectorName: &slug,
 		ActorDefinitionID: e.definitionID, Tags: e.tags, Mode: "DIRECT"}
 	if !global {
 		org := s.cfg.OrganizationID
@@ -102,7 +89,7 @@ func (s *Server) handleIntegrationTemplates(w http.ResponseWriter, r *http.Reque
 	}
 	q := r.URL.Query()
 	global := strings.EqualFold(q.Get("use_global"), "true")
-	out := listResponse[templateListItem]{Data: []templateListItem{}}
+	out := listResponse[summarizedSourceTemplate]{Data: []summarizedSourceTemplate{}}
 	for i := range catalog {
 		if e := &catalog[i]; tagsMatch(e.tags, q["tags"], q.Get("tags_mode") != "any") {
 			out.Data = append(out.Data, s.templateListItem(e, global))
@@ -119,9 +106,7 @@ func (s *Server) handleGlobalTemplates(w http.ResponseWriter, r *http.Request, _
 	}
 	out := listResponse[embeddedTemplateItem]{Data: []embeddedTemplateItem{}}
 	for i := range catalog {
-		e := &catalog[i]
-		icon := e.icon()
-		out.Data = append(out.Data, embeddedTemplateItem{ID: e.templateID, Name: e.templateName, Icon: &icon, Tags: e.tags})
+		out.Data = append(out.Data, catalog[i].embeddedTemplateItem())
 	}
 	writeJSON(w, http.StatusOK, out)
 }

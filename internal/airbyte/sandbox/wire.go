@@ -84,6 +84,8 @@ type detailedSourceTemplate struct {
 	UpdatedAt            *time.Time             `json:"updated_at"`
 }
 
+// summarizedSourceTemplate is SummarizedSourceTemplate (and the agent spec's SourceTemplateListItem,
+// the same schema).
 type summarizedSourceTemplate struct {
 	ID                string     `json:"id"`
 	Name              string     `json:"name"`
