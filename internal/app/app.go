@@ -142,13 +142,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 		logger.Warn("this process's clock is shifted (--clock-skew, for tests only)", "skew", skew)
 	}
 	var led *ledger.Ledger
-	mode := consumer.Manage
-	switch {
-	case !cfg.ManageStreams:
-		mode = consumer.VerifyOnly
-	case cfg.ReconcileStreams:
-		mode = consumer.Reconcile
-	}
+	mode := SetupMode(cfg)
 	delivery := consumer.ConsumerPolicy{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}
 	// JetStream may be briefly unavailable (a server restarting, a cluster electing a leader): retry
 	// the start-up calls until they succeed or the process is told to stop, rather than exit.
@@ -332,6 +326,18 @@ func (o vaultObserver) VaultStatus(s vault.Status) {
 }
 
 func (o vaultObserver) VaultLogin(ok bool) { o.metrics.VaultLogin(ok) }
+
+// SetupMode is what start-up may do to the streams, the consumer and the bucket under cfg
+// (--manage-streams, --reconcile-streams).
+func SetupMode(cfg config.Config) consumer.SetupMode {
+	switch {
+	case !cfg.ManageStreams:
+		return consumer.VerifyOnly
+	case cfg.ReconcileStreams:
+		return consumer.Reconcile
+	}
+	return consumer.Manage
+}
 
 // startupCallTimeout bounds one start-up call: 1s plus up to 1s of jitter. A cluster answers in
 // milliseconds once it has a leader; a call stuck on an election, or a create that lost the race

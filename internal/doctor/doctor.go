@@ -196,13 +196,7 @@ func (d *doctor) checkStreams(ctx context.Context, js jetstream.JetStream) {
 		d.fail("streams", err.Error(), "allow the worker's user to publish to $JS.API.STREAM.INFO.* and $JS.API.CONSUMER.INFO.* of its streams (deploy/nats)")
 		return
 	}
-	mode := consumer.Manage
-	switch {
-	case !d.cfg.ManageStreams:
-		mode = consumer.VerifyOnly
-	case d.cfg.ReconcileStreams:
-		mode = consumer.Reconcile
-	}
+	mode := app.SetupMode(d.cfg)
 	objects := []string{"stream " + d.topo.RequestsStream, "stream " + d.topo.ResultsStream, "stream " + d.topo.DLQStream, "consumer " + d.topo.Consumer}
 	if d.topo.LedgerBucket != "" {
 		objects = append(objects, "bucket "+d.topo.LedgerBucket)
