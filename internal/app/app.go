@@ -264,7 +264,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	if opts.Started != nil {
 		opts.Started(ep)
 	}
-	logger.Info("worker started", "nats", redactURL(natsURL), "embedded_nats", ep.Embedded, "metrics", ep.MetricsAddr, "owner", owner)
+	logger.Info("worker started", "nats", RedactURL(natsURL), "embedded_nats", ep.Embedded, "metrics", ep.MetricsAddr, "owner", owner)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return worker.Run(gctx) })
@@ -417,7 +417,7 @@ func Connect(cfg config.Config, url, name string, logger *slog.Logger, state fun
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
-			logger.Info("nats reconnected", "server", redactURL(c.ConnectedUrl()))
+			logger.Info("nats reconnected", "server", RedactURL(c.ConnectedUrl()))
 			if state != nil {
 				state(true, "")
 			}
@@ -448,19 +448,29 @@ func Connect(cfg config.Config, url, name string, logger *slog.Logger, state fun
 	}
 	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", redactURL(url), err)
+		return nil, fmt.Errorf("connect to nats %s: %w", RedactURL(url), err)
 	}
 	return nc, nil
 }
 
-// redactURL drops user info from a URL before it is logged.
-func redactURL(u string) string {
-	if i := strings.Index(u, "@"); i >= 0 {
-		if j := strings.Index(u, "://"); j >= 0 && j < i {
-			return u[:j+3] + "[REDACTED]@" + u[i+1:]
+// RedactURL drops the user info (user, password, token) from a URL, or from each of a
+// comma-separated list of them, before it is logged or put in an error.
+func RedactURL(u string) string {
+	parts := strings.Split(u, ",")
+	for n, p := range parts {
+		j := strings.Index(p, "://")
+		if j < 0 {
+			continue
+		}
+		host := p[j+3:]
+		if k := strings.Index(host, "/"); k >= 0 {
+			host = host[:k]
+		}
+		if i := strings.LastIndex(host, "@"); i >= 0 {
+			parts[n] = p[:j+3] + "[REDACTED]@" + p[j+3+i+1:]
 		}
 	}
-	return u
+	return strings.Join(parts, ",")
 }
 
 // DefaultOwner is hostname plus a random suffix: two processes on one host are different owners.
