@@ -136,11 +136,11 @@ func (d *doctor) checkNATS(ctx context.Context) {
 		if u := errors.Unwrap(err); u != nil {
 			cause = u // app.Connect's own prefix repeats the check's name
 		}
-		d.fail("nats", "cannot connect to "+redact(d.cfg.NATSURL)+": "+strings.TrimPrefix(cause.Error(), "nats: "), natsConnectFix(err))
+		d.fail("nats", "cannot connect to "+app.RedactURL(d.cfg.NATSURL)+": "+strings.TrimPrefix(cause.Error(), "nats: "), natsConnectFix(err))
 		return
 	}
 	defer nc.Close()
-	d.ok("nats", "connected to %s (server %s %s)", redact(nc.ConnectedUrl()), nc.ConnectedServerName(), nc.ConnectedServerVersion())
+	d.ok("nats", "connected to %s (server %s %s)", app.RedactURL(nc.ConnectedUrl()), nc.ConnectedServerName(), nc.ConnectedServerVersion())
 
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -542,14 +542,4 @@ func airbyteFix(err error) string {
 		return "check --airbyte-url and that it is reachable from here (DNS, proxy, network policy)"
 	}
 	return "check the --airbyte-* settings"
-}
-
-// redact drops user info from a URL.
-func redact(u string) string {
-	if i := strings.Index(u, "@"); i >= 0 {
-		if j := strings.Index(u, "://"); j >= 0 && j < i {
-			return u[:j+3] + "[REDACTED]@" + u[i+1:]
-		}
-	}
-	return u
 }
