@@ -384,7 +384,7 @@ func startEmbedded(cfg config.Config) (*natsembed.Server, error) {
 	return s, nil
 }
 
-// probeListen fails at once, naming the address and the reason, when the embedded server could not
+// ProbeListen fails at once, naming the address and the reason, when the embedded server could not
 // listen on addr: nats-server itself only logs a bind error and never becomes ready. (Another process
 // may still take the port between the probe and the server's own listen; then the start-up times out.)
 func ProbeListen(addr string) error {

@@ -308,9 +308,7 @@ func (d *doctor) checkPermissions(ctx context.Context, nc *nats.Conn, js jetstre
 		return err
 	}, "$JS.API.STREAM.INFO.KV_"+d.cfg.LedgerBucket, "$JS.API.DIRECT.GET.KV_"+d.cfg.LedgerBucket, "$JS.API.STREAM.MSG.GET.KV_"+d.cfg.LedgerBucket)
 	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-		d.ok(name, "bucket %s answers reads", d.cfg.LedgerBucket)
-	case err == nil:
+	case err == nil || errors.Is(err, jetstream.ErrKeyNotFound):
 		d.ok(name, "bucket %s answers reads", d.cfg.LedgerBucket)
 	default:
 		d.fail(name, err.Error(), "allow the worker's user to publish to $JS.API.STREAM.INFO.KV_"+d.cfg.LedgerBucket+", $JS.API.DIRECT.GET.KV_"+d.cfg.LedgerBucket+".> and $JS.API.STREAM.MSG.GET.KV_"+d.cfg.LedgerBucket)
@@ -443,9 +441,7 @@ func (d *doctor) checkSecrets(ctx context.Context) *vault.Store {
 		_ = store.Close()
 		var nf *vault.NotFoundError
 		switch {
-		case b.probe == "" || errors.As(err, &nf):
-			d.ok(b.name, "%s: reachable, may read under %s", b.detail, probePath)
-		case err == nil:
+		case b.probe == "" || err == nil || errors.As(err, &nf):
 			d.ok(b.name, "%s: reachable, may read under %s", b.detail, probePath)
 		default:
 			healthy = false
