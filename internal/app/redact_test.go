@@ -1,8 +1,10 @@
-package app
+package app_test
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/provisioner-dev/provisioner/internal/app"
 )
 
 // A --nats-url may list several servers, each with its own user info: none of it may reach a log
@@ -15,7 +17,7 @@ func TestRedactURLHidesEveryServersUserInfo(t *testing.T) {
 		"nats://a:4222, tls://tok2@b:4222,nats://c:4222": "nats://a:4222, tls://[REDACTED]@b:4222,nats://c:4222",
 		"nats://u:p@ss@a:4222":                           "nats://[REDACTED]@a:4222",
 	} {
-		got := RedactURL(in)
+		got := app.RedactURL(in)
 		if got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
