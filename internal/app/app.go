@@ -253,7 +253,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 		return err
 	}
 	worker, err := consumer.NewWorker(js, consumer.Config{
-		Topology: topo, Policy: consumer.ConsumerPolicy{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver},
+		Topology: topo, Policy: delivery,
 		Concurrency: cfg.Concurrency, ShutdownTimeout: cfg.ShutdownTimeout, Source: "provisioner/" + owner,
 		TracerProvider: opts.TracerProvider,
 	}, svc, dec, m, health, logger)
