@@ -142,13 +142,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 		logger.Warn("this process's clock is shifted (--clock-skew, for tests only)", "skew", skew)
 	}
 	var led *ledger.Ledger
-	mode := consumer.Manage
-	switch {
-	case !cfg.ManageStreams:
-		mode = consumer.VerifyOnly
-	case cfg.ReconcileStreams:
-		mode = consumer.Reconcile
-	}
+	mode := SetupMode(cfg)
 	delivery := consumer.ConsumerPolicy{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}
 	// JetStream may be briefly unavailable (a server restarting, a cluster electing a leader): retry
 	// the start-up calls until they succeed or the process is told to stop, rather than exit.
@@ -259,7 +253,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 		return err
 	}
 	worker, err := consumer.NewWorker(js, consumer.Config{
-		Topology: topo, Policy: consumer.ConsumerPolicy{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver},
+		Topology: topo, Policy: delivery,
 		Concurrency: cfg.Concurrency, ShutdownTimeout: cfg.ShutdownTimeout, Source: "provisioner/" + owner,
 		TracerProvider: opts.TracerProvider,
 	}, svc, dec, m, health, logger)
@@ -270,7 +264,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) (err error) {
 	if opts.Started != nil {
 		opts.Started(ep)
 	}
-	logger.Info("worker started", "nats", redactURL(natsURL), "embedded_nats", ep.Embedded, "metrics", ep.MetricsAddr, "owner", owner)
+	logger.Info("worker started", "nats", RedactURL(natsURL), "embedded_nats", ep.Embedded, "metrics", ep.MetricsAddr, "owner", owner)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return worker.Run(gctx) })
@@ -333,6 +327,18 @@ func (o vaultObserver) VaultStatus(s vault.Status) {
 
 func (o vaultObserver) VaultLogin(ok bool) { o.metrics.VaultLogin(ok) }
 
+// SetupMode is what start-up may do to the streams, the consumer and the bucket under cfg
+// (--manage-streams, --reconcile-streams).
+func SetupMode(cfg config.Config) consumer.SetupMode {
+	switch {
+	case !cfg.ManageStreams:
+		return consumer.VerifyOnly
+	case cfg.ReconcileStreams:
+		return consumer.Reconcile
+	}
+	return consumer.Manage
+}
+
 // startupCallTimeout bounds one start-up call: 1s plus up to 1s of jitter. A cluster answers in
 // milliseconds once it has a leader; a call stuck on an election, or a create that lost the race
 // to another replica's identical create (the server answers only one), is better retried.
@@ -378,7 +384,7 @@ func startEmbedded(cfg config.Config) (*natsembed.Server, error) {
 	return s, nil
 }
 
-// probeListen fails at once, naming the address and the reason, when the embedded server could not
+// ProbeListen fails at once, naming the address and the reason, when the embedded server could not
 // listen on addr: nats-server itself only logs a bind error and never becomes ready. (Another process
 // may still take the port between the probe and the server's own listen; then the start-up times out.)
 func ProbeListen(addr string) error {
@@ -411,7 +417,7 @@ func Connect(cfg config.Config, url, name string, logger *slog.Logger, state fun
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
-			logger.Info("nats reconnected", "server", redactURL(c.ConnectedUrl()))
+			logger.Info("nats reconnected", "server", RedactURL(c.ConnectedUrl()))
 			if state != nil {
 				state(true, "")
 			}
@@ -442,19 +448,29 @@ func Connect(cfg config.Config, url, name string, logger *slog.Logger, state fun
 	}
 	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", redactURL(url), err)
+		return nil, fmt.Errorf("connect to nats %s: %w", RedactURL(url), err)
 	}
 	return nc, nil
 }
 
-// redactURL drops user info from a URL before it is logged.
-func redactURL(u string) string {
-	if i := strings.Index(u, "@"); i >= 0 {
-		if j := strings.Index(u, "://"); j >= 0 && j < i {
-			return u[:j+3] + "[REDACTED]@" + u[i+1:]
+// RedactURL drops the user info (user, password, token) from a URL, or from each of a
+// comma-separated list of them, before it is logged or put in an error.
+func RedactURL(u string) string {
+	parts := strings.Split(u, ",")
+	for n, p := range parts {
+		j := strings.Index(p, "://")
+		if j < 0 {
+			continue
+		}
+		host := p[j+3:]
+		if k := strings.Index(host, "/"); k >= 0 {
+			host = host[:k]
+		}
+		if i := strings.LastIndex(host, "@"); i >= 0 {
+			parts[n] = p[:j+3] + "[REDACTED]@" + p[j+3+i+1:]
 		}
 	}
-	return u
+	return strings.Join(parts, ",")
 }
 
 // DefaultOwner is hostname plus a random suffix: two processes on one host are different owners.

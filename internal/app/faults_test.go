@@ -25,6 +25,12 @@ import (
 // counter sums a counter's series on a registry whose labels include every given pair.
 func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
+	return sumSeries(t, reg, name, labels, func(m *dto.Metric) float64 { return m.GetCounter().GetValue() })
+}
+
+// sumSeries sums value over the series of metric name on reg whose labels include every given pair.
+func sumSeries(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string, value func(*dto.Metric) float64) float64 {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +42,7 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[str
 		}
 		for _, m := range mf.GetMetric() {
 			if matches(m, labels) {
-				sum += m.GetCounter().GetValue()
+				sum += value(m)
 			}
 		}
 	}

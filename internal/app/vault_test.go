@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/provisioner-dev/provisioner/contract"
 	"github.com/provisioner-dev/provisioner/internal/airbyte/sandbox"
@@ -157,22 +158,7 @@ func TestWorkerWaitsOutASealedVault(t *testing.T) {
 // gaugeValue sums a gauge's series whose labels include every given pair.
 func gaugeValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if matches(m, labels) {
-				sum += m.GetGauge().GetValue()
-			}
-		}
-	}
-	return sum
+	return sumSeries(t, reg, name, labels, func(m *dto.Metric) float64 { return m.GetGauge().GetValue() })
 }
 
 // repeatedKey returns a top-level key found twice in a JSON log line, "" if none.

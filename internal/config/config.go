@@ -205,7 +205,7 @@ func (c *Config) Parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(flagName, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("--%s (%s): %s", flagName, EnvName(flagName), fmt.Sprintf(format, a...)))
+		errs = append(errs, settingError(flagName, fmt.Sprintf(format, a...)))
 	}
 	if c.NATSURL != "" {
 		errs = append(errs, c.validateNATSURL())

@@ -136,11 +136,11 @@ func (d *doctor) checkNATS(ctx context.Context) {
 		if u := errors.Unwrap(err); u != nil {
 			cause = u // app.Connect's own prefix repeats the check's name
 		}
-		d.fail("nats", "cannot connect to "+redact(d.cfg.NATSURL)+": "+strings.TrimPrefix(cause.Error(), "nats: "), natsConnectFix(err))
+		d.fail("nats", "cannot connect to "+app.RedactURL(d.cfg.NATSURL)+": "+strings.TrimPrefix(cause.Error(), "nats: "), natsConnectFix(err))
 		return
 	}
 	defer nc.Close()
-	d.ok("nats", "connected to %s (server %s %s)", redact(nc.ConnectedUrl()), nc.ConnectedServerName(), nc.ConnectedServerVersion())
+	d.ok("nats", "connected to %s (server %s %s)", app.RedactURL(nc.ConnectedUrl()), nc.ConnectedServerName(), nc.ConnectedServerVersion())
 
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -196,13 +196,7 @@ func (d *doctor) checkStreams(ctx context.Context, js jetstream.JetStream) {
 		d.fail("streams", err.Error(), "allow the worker's user to publish to $JS.API.STREAM.INFO.* and $JS.API.CONSUMER.INFO.* of its streams (deploy/nats)")
 		return
 	}
-	mode := consumer.Manage
-	switch {
-	case !d.cfg.ManageStreams:
-		mode = consumer.VerifyOnly
-	case d.cfg.ReconcileStreams:
-		mode = consumer.Reconcile
-	}
+	mode := app.SetupMode(d.cfg)
 	objects := []string{"stream " + d.topo.RequestsStream, "stream " + d.topo.ResultsStream, "stream " + d.topo.DLQStream, "consumer " + d.topo.Consumer}
 	if d.topo.LedgerBucket != "" {
 		objects = append(objects, "bucket "+d.topo.LedgerBucket)
@@ -314,9 +308,7 @@ func (d *doctor) checkPermissions(ctx context.Context, nc *nats.Conn, js jetstre
 		return err
 	}, "$JS.API.STREAM.INFO.KV_"+d.cfg.LedgerBucket, "$JS.API.DIRECT.GET.KV_"+d.cfg.LedgerBucket, "$JS.API.STREAM.MSG.GET.KV_"+d.cfg.LedgerBucket)
 	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-		d.ok(name, "bucket %s answers reads", d.cfg.LedgerBucket)
-	case err == nil:
+	case err == nil || errors.Is(err, jetstream.ErrKeyNotFound):
 		d.ok(name, "bucket %s answers reads", d.cfg.LedgerBucket)
 	default:
 		d.fail(name, err.Error(), "allow the worker's user to publish to $JS.API.STREAM.INFO.KV_"+d.cfg.LedgerBucket+", $JS.API.DIRECT.GET.KV_"+d.cfg.LedgerBucket+".> and $JS.API.STREAM.MSG.GET.KV_"+d.cfg.LedgerBucket)
@@ -449,9 +441,7 @@ func (d *doctor) checkSecrets(ctx context.Context) *vault.Store {
 		_ = store.Close()
 		var nf *vault.NotFoundError
 		switch {
-		case b.probe == "" || errors.As(err, &nf):
-			d.ok(b.name, "%s: reachable, may read under %s", b.detail, probePath)
-		case err == nil:
+		case b.probe == "" || err == nil || errors.As(err, &nf):
 			d.ok(b.name, "%s: reachable, may read under %s", b.detail, probePath)
 		default:
 			healthy = false
@@ -548,14 +538,4 @@ func airbyteFix(err error) string {
 		return "check --airbyte-url and that it is reachable from here (DNS, proxy, network policy)"
 	}
 	return "check the --airbyte-* settings"
-}
-
-// redact drops user info from a URL.
-func redact(u string) string {
-	if i := strings.Index(u, "@"); i >= 0 {
-		if j := strings.Index(u, "://"); j >= 0 && j < i {
-			return u[:j+3] + "[REDACTED]@" + u[i+1:]
-		}
-	}
-	return u
 }
