@@ -587,3 +587,47 @@ func TestVerdictReplayedAfterManyNewerVerdicts(t *testing.T) {
 		})
 	}
 }
+
+// Note never writes under a live lease: its holder must find the entry as it left it, or its
+// verdict could not be recorded. Once the lease has lapsed (as the noting process sees it), the
+// note is written and the entry returns to the state the lease was claimed from.
+func TestNoteWaitsForALiveLease(t *testing.T) {
+	ctx := context.Background()
+	srv := natsembedtest.Start(t)
+	clk := newClock(0)
+	a := open(t, srv, "worker-a", clk)
+	b := open(t, srv, "worker-b", clk)
+
+	c := mustClaim(t, a, acme, req("r1", 5), ledger.Claimed)
+	if err := c.Lease.Activate(ctx, "conn-1", json.RawMessage(`{"v":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	c.Lease.Close()
+
+	held := mustClaim(t, a, acme, req("r3", 12), ledger.Claimed)
+	if n, err := b.Note(ctx, acme, req("r2", 8), json.RawMessage(`{"v":2}`)); err != nil || n.Outcome != ledger.Busy {
+		t.Fatalf("note under a live lease: %v, %v; want busy", n.Outcome, err)
+	}
+	if err := held.Lease.Activate(ctx, "conn-3", json.RawMessage(`{"v":3}`)); err != nil {
+		t.Fatalf("the holder's verdict after a note was refused: %v", err)
+	}
+	held.Lease.Close()
+	if n, err := b.Note(ctx, acme, req("r2", 8), json.RawMessage(`{"v":2}`)); err != nil || n.Outcome != ledger.Recorded || string(n.Verdict.Record) != `{"v":2}` {
+		t.Fatalf("note after the lease settled: %v, %v", n.Outcome, err)
+	}
+
+	// a lease whose holder stopped renewing: busy until it has lapsed on b's clock, then noted
+	stalled := mustClaim(t, a, acme, req("r5", 20), ledger.Claimed)
+	if n, _ := b.Note(ctx, acme, req("r4", 15), json.RawMessage(`{"v":4}`)); n.Outcome != ledger.Busy {
+		t.Fatalf("note under a fresh lease: %v; want busy", n.Outcome)
+	}
+	clk.Advance(ttl)
+	n, err := b.Note(ctx, acme, req("r4", 15), json.RawMessage(`{"v":4}`))
+	if err != nil || n.Outcome != ledger.Recorded || n.Entry.State != ledger.StateActive || n.Entry.Lease != nil || n.Entry.Connector != "conn-3" {
+		t.Fatalf("note after the lease lapsed: %v, %v, %+v", n.Outcome, err, n.Entry)
+	}
+	if err := stalled.Lease.Activate(ctx, "conn-5", nil); !errors.Is(err, ledger.ErrLeaseLost) {
+		t.Fatalf("the lapsed holder wrote after the note: %v", err)
+	}
+	stalled.Lease.Close()
+}

@@ -53,7 +53,11 @@ func (s *Service) disconnect(ctx context.Context, r *contract.ConnectorDisconnec
 	if c.Entry.SettledState() == ledger.StateActive {
 		known = c.Entry.Connector
 	}
-	if err := w.setProgress(ctx, progress{DeleteBy: r.ID, CreateSent: prev.CreateSent, CreateBy: prev.CreateBy, NewConnector: prev.NewConnector, Old: prev.Old}); err != nil {
+	p := progress{DeleteBy: r.ID, CreateSent: prev.CreateSent, CreateBy: prev.CreateBy, NewConnector: prev.NewConnector, Old: prev.Old}
+	if prev.DeleteBy == r.ID {
+		p.Deleted = prev.Deleted
+	}
+	if err := w.setProgress(ctx, p); err != nil {
 		return record{}, err
 	}
 	data := deletedData{Name: r.ConnectorName(), DeletedIDs: []string{}}
@@ -68,6 +72,18 @@ func (s *Service) disconnect(ctx context.Context, r *contract.ConnectorDisconnec
 		if existed || prev.DeleteBy == r.ID {
 			data.ID = known
 			data.DeletedIDs = append(data.DeletedIDs, known)
+		}
+	}
+	// connectors whose delete Airbyte accepted from an earlier attempt of this request: it may
+	// no longer list them, or answer 404, but this request deleted them
+	for _, id := range p.Deleted {
+		if gone[id] {
+			continue
+		}
+		gone[id] = true
+		data.DeletedIDs = append(data.DeletedIDs, id)
+		if data.ID == "" {
+			data.ID = id
 		}
 	}
 	t := target{Workspace: r.WorkspaceName, ConnectorType: r.ConnectorType, DefinitionID: r.DefinitionID, SourceTemplateID: r.SourceTemplateID, Name: r.ConnectorName()}
@@ -85,6 +101,11 @@ func (s *Service) disconnect(ctx context.Context, r *contract.ConnectorDisconnec
 		}
 		gone[m.ID] = true
 		if existed {
+			// a redelivery after a crash must know that this request deleted it
+			p.Deleted = append(p.Deleted, m.ID)
+			if err := w.setProgress(ctx, p); err != nil {
+				return record{}, err
+			}
 			data.DeletedIDs = append(data.DeletedIDs, m.ID)
 			if data.ID == "" {
 				data.ID = m.ID

@@ -542,3 +542,78 @@ func TestAmbiguousCreateStaysUnsettledAfterALaterDefiniteAnswer(t *testing.T) {
 		})
 	}
 }
+
+// A disconnect killed after its deletes, before the ledger recorded them, is finished by the next
+// worker with the same, true verdict: the connector was deleted by this request (its id, not
+// already_absent), even though Airbyte now answers that it is gone.
+func TestDisconnectCrashPoints(t *testing.T) {
+	for _, step := range []provision.Step{provision.StepDeleted, provision.StepBeforeRecord} {
+		t.Run(string(step), func(t *testing.T) {
+			r := newRig(t, sandbox.Config{})
+			killed := errors.New("killed")
+			var crashed bool
+			a := r.worker(workerOpts{owner: "a", leaseTTL: time.Second, atStep: func(s provision.Step) error {
+				if s == step && !crashed {
+					crashed = true
+					return killed
+				}
+				return nil
+			}})
+			created := connectorID(t, expect(t, a.until(t, submit("r1", r.secret("acme/v1.json", "ghp_one")), r.next()), provision.Ack, contract.MessageSourceCreated))
+			crashed = false
+			seq := r.next()
+			if d := a.handle(disconnect("d1"), seq, 1, false); !crashed || d.Action != provision.Retry || d.Result != nil {
+				t.Fatalf("the worker was not killed at %s: %v %s", step, d.Action, resultText(d.Result))
+			}
+			b := r.worker(workerOpts{owner: "b", leaseTTL: time.Second})
+			res := expect(t, b.until(t, disconnect("d1"), seq), provision.Ack, contract.MessageSourceDeleted)
+			if res.AlreadyAbsent == nil || *res.AlreadyAbsent || connectorID(t, res) != created {
+				t.Fatalf("after a kill at %s: result %s, want %s deleted by this request", step, resultText(res), created)
+			}
+			if cs := r.sandbox.Connectors("acme"); len(cs) != 0 {
+				t.Fatalf("%d connectors left after the disconnect", len(cs))
+			}
+		})
+	}
+}
+
+// The same for a connector the ledger did not name (made outside the provisioner, or left by an
+// interrupted create): a disconnect killed after Airbyte accepted its delete is finished by the next
+// worker as this request's delete, never as already_absent.
+func TestDisconnectOfAnUnrecordedConnectorCrashPoints(t *testing.T) {
+	for _, step := range []provision.Step{provision.StepDeleted, provision.StepBeforeRecord} {
+		t.Run(string(step), func(t *testing.T) {
+			r := newRig(t, sandbox.Config{})
+			client, err := airbyte.New(airbyte.Config{BaseURL: r.baseURL, ClientID: sandbox.DefaultClientID, ClientSecret: secret.New(sandbox.DefaultClientSecret)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			foreign, err := client.CreateConnector(t.Context(), airbyte.ConnectorSourceCreateRequest{WorkspaceName: "acme", Name: "GitHub", ConnectorType: "github",
+				Credentials: secret.NewFields(map[string]string{"token": "ghp_foreign"})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			killed := errors.New("killed")
+			var crashed bool
+			a := r.worker(workerOpts{owner: "a", leaseTTL: time.Second, atStep: func(s provision.Step) error {
+				if s == step && !crashed {
+					crashed = true
+					return killed
+				}
+				return nil
+			}})
+			seq := r.next()
+			if d := a.handle(disconnect("d1"), seq, 1, false); !crashed || d.Action != provision.Retry || d.Result != nil {
+				t.Fatalf("the worker was not killed at %s: %v %s", step, d.Action, resultText(d.Result))
+			}
+			b := r.worker(workerOpts{owner: "b", leaseTTL: time.Second})
+			res := expect(t, b.until(t, disconnect("d1"), seq), provision.Ack, contract.MessageSourceDeleted)
+			if res.AlreadyAbsent == nil || *res.AlreadyAbsent || connectorID(t, res) != foreign.ID {
+				t.Fatalf("after a kill at %s: result %s, want %s deleted by this request", step, resultText(res), foreign.ID)
+			}
+			if cs := r.sandbox.Connectors("acme"); len(cs) != 0 {
+				t.Fatalf("%d connectors left after the disconnect", len(cs))
+			}
+		})
+	}
+}

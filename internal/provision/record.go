@@ -44,8 +44,10 @@ type progress struct {
 	// identity's requests are giving their credentials: recorded before any call that changes it, so
 	// the next holder finishes that instead of taking it for a connector of its own.
 	Foreign string `json:"foreign,omitempty"`
-	// DeleteBy: a disconnect by this request may have deleted the identity's connector.
-	DeleteBy string `json:"delete_by,omitempty"`
+	// DeleteBy: a disconnect by this request may have deleted the identity's connector; Deleted
+	// are the connectors the ledger did not name whose delete by it Airbyte accepted.
+	DeleteBy string   `json:"delete_by,omitempty"`
+	Deleted  []string `json:"deleted,omitempty"`
 }
 
 func (p progress) marshal() json.RawMessage {
