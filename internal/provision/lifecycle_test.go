@@ -1,6 +1,7 @@
 package provision_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -359,6 +360,70 @@ func TestLedgerWriteOutcomeUnknown(t *testing.T) {
 			t.Fatalf("result %s", resultText(res))
 		}
 	})
+}
+
+// takenOver is a ledger whose entry another worker rewrites just before this one records its
+// outcome (a takeover after a stall longer than the lease): the record's CAS then fails on the
+// server, as it would after a real takeover.
+type takenOver struct {
+	jetstream.KeyValue
+	mu    sync.Mutex
+	armed bool
+}
+
+func (k *takenOver) Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
+	k.mu.Lock()
+	takeOver := k.armed && contains(string(value), `"state":"active"`)
+	if takeOver {
+		k.armed = false
+	}
+	k.mu.Unlock()
+	if takeOver {
+		e, err := k.KeyValue.Get(ctx, key)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := k.KeyValue.Put(ctx, key, e.Value()); err != nil {
+			return 0, err
+		}
+	}
+	return k.KeyValue.Update(ctx, key, value, revision)
+}
+
+// A lease lost just before the record: Airbyte holds the connector, so the verdict is never an
+// error. Before the last delivery the request is retried (the next delivery replays whatever the
+// identity's new holder records); on the last one the true result is published anyway.
+func TestLeaseLostBeforeTheRecord(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		final bool
+	}{
+		{"not the last delivery", false},
+		{"the last delivery", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, sandbox.Config{})
+			kv := &takenOver{armed: true}
+			w := r.worker(workerOpts{owner: "a", kv: func(jkv jetstream.KeyValue) ledger.KV {
+				kv.KeyValue = jkv
+				return kv
+			}})
+			d := w.handle(submit("r1", r.secret("acme/v1.json", "ghp_one")), r.next(), 8, tc.final)
+			if kv.armed {
+				t.Fatal("the record was never attempted")
+			}
+			if !tc.final {
+				if d.Action != provision.Retry || d.Result != nil {
+					t.Fatalf("decision %v %s, want a retry and no verdict yet", d.Action, resultText(d.Result))
+				}
+				return
+			}
+			res := expect(t, d, provision.Ack, contract.MessageSourceCreated)
+			if r.only(t).ID != connectorID(t, res) {
+				t.Fatalf("result %s", resultText(res))
+			}
+		})
+	}
 }
 
 // Three replicas, two of them with clocks skewed by more than the lease both ways, each get every

@@ -108,13 +108,15 @@ func (s *Service) settle(ctx context.Context, req event.Request, d Delivery, w *
 	err := write(wctx)
 	switch {
 	case err == nil:
+	case d.Final:
+		// Airbyte holds the state: an error verdict would be false, and a duplicate that took the
+		// lease over finishes from our progress to the same verdict
+		d.Logger.Warn("could not record the outcome; publishing it anyway, it is true", "error", err)
 	case errors.Is(err, ledger.ErrLeaseLost):
 		// another worker took the identity over while we stalled; it finishes from our progress
 		return s.failAs(errorMessageOf(res.Message), req, d, event.Coded(contract.CodeLeaseUnavailable, true, fmt.Errorf("record the outcome: %w", err)))
-	case !d.Final:
-		return s.failAs(errorMessageOf(res.Message), req, d, classifyLedger(fmt.Errorf("record the outcome: %w", err)))
 	default:
-		d.Logger.Warn("could not record the outcome; publishing it anyway, it is true", "error", err)
+		return s.failAs(errorMessageOf(res.Message), req, d, classifyLedger(fmt.Errorf("record the outcome: %w", err)))
 	}
 	d.Logger.Debug("connector state applied", "message", rec.Message, "outcome", rec.Outcome, "workspace_id", rec.WorkspaceID)
 	return Decision{Action: Ack, Outcome: rec.Outcome, Result: res}
